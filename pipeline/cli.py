@@ -1,0 +1,118 @@
+"""`dcign`: the command line of every stage.
+
+Commands are thin: read params (validated up front, with --set overrides), take every path from
+arguments, call one library function. Errors print one clear line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.config import ParamsError
+from pipeline.params import DATASETS, Params, load_params
+
+log = logging.getLogger("dcign")
+# Errors a user can cause with bad input; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, FileNotFoundError, ValueError,
+                                                RuntimeError, OSError)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="dcign: %(message)s", stream=sys.stderr, force=True)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a user error into one line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def params_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                      help="Override one params key (dotted, value parsed as YAML); repeatable.")(fn)
+    fn = click.option("--params", "params_path", default="params.yaml", show_default=True,
+                      type=click.Path(dir_okay=False), help="The params file.")(fn)
+    return fn
+
+
+def get_params(params_path: str, overrides: tuple[str, ...]) -> Params:
+    return load_params(params_path, overrides)
+
+
+dataset_arg = click.argument("dataset", type=click.Choice(DATASETS))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="dcign")
+def main(verbose: bool) -> None:
+    """DC-IGN pipeline: render -> train -> evaluate (Kulkarni et al., NIPS 2015)."""
+    setup_logging(verbose)
+
+
+@main.command()
+@dataset_arg
+@params_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default data/DATASET); shards go to OUT/{train,test}/.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes rendering shards in parallel.")
+@click.option("--shard-index", type=click.IntRange(min=0), default=None,
+              help="Render only shards i with i % --num-shards == this (cluster array jobs).")
+@click.option("--num-shards", type=click.IntRange(min=1), default=None)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@user_errors
+def render(dataset: str, params_path: str, overrides: tuple[str, ...], out_dir: str | None,
+           workers: int, shard_index: int | None, num_shards: int | None, progress: bool) -> None:
+    """Render DATASET's transformation-controlled minibatches into HDF5 shards."""
+    from render.stage import make_shards
+
+    params = get_params(params_path, overrides)
+    if (shard_index is None) != (num_shards is None):
+        raise click.UsageError("--shard-index and --num-shards go together")
+    out = Path(out_dir or f"data/{dataset}")
+    s = make_shards(params, dataset, out, workers=workers, shard_index=shard_index,
+                    num_shards=num_shards, progress=progress)
+    rate = s.images / s.seconds if s.seconds > 0 else 0.0
+    log.info("render %s: %d shard(s) written, %d already current, %d images in %.1f s "
+             "(%.0f images/s) -> %s", dataset, s.rendered, s.skipped, s.images, s.seconds, rate,
+             s.out_dir)
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--out", "out_png", type=click.Path(dir_okay=False), default=None,
+              help="Contact sheet PNG (default: inspect-<name>.png in the current folder).")
+@click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Minibatches shown, one per row.")
+@click.option("--cols", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Images shown per minibatch.")
+@user_errors
+def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:
+    """Summarise a shard (or a folder of shards) and write a contact sheet."""
+    from render.inspect import contact_sheet, format_summary, summarize
+
+    click.echo(format_summary(summarize(path)))
+    p = Path(path)
+    name = p.stem if p.is_file() else "-".join(p.resolve().parts[-2:])
+    out = contact_sheet(path, out_png or f"inspect-{name}.png", rows=rows, cols=cols)
+    click.echo(f"contact sheet: {out}")
+
+
+if __name__ == "__main__":
+    main()

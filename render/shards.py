@@ -1,0 +1,201 @@
+"""The HDF5 data contract between the render stage and everything downstream.
+
+`data/<dataset>/<split>/shard-NNNNN.h5`, each holding whole minibatches:
+
+=========  =======  ===============  ====================================================
+dataset    dtype    shape            notes
+=========  =======  ===============  ====================================================
+images     uint8    (N, B, C, H, W)  one minibatch per chunk, gzip-compressed
+factors    float32  (N, B, F)        attr ``names`` = FACTORS, attr ``units`` = "degrees"
+identity   int64    (N, B)           identity id within the split
+kind       uint8    (N,)             attr ``names`` = the dataset's kinds
+=========  =======  ===============  ====================================================
+
+Root attributes: schema_version, dataset, split, renderer, image_size, channels, batch_size,
+seed, latent_factors (JSON list, latent order), params (JSON of the params that made it),
+software (JSON of versions), fingerprint (what the shard was made from; a re-run skips a shard
+only if its fingerprint matches), shard_index, first_batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pipeline.atomic import atomic_path
+
+SCHEMA_VERSION = 1
+SHARD_GLOB = "shard-*.h5"
+_JSON_ATTRS = ("latent_factors", "params", "software")
+_REQUIRED_ATTRS = (
+    "schema_version", "dataset", "split", "renderer", "image_size", "channels", "batch_size",
+    "seed", "latent_factors", "params", "software", "fingerprint", "shard_index", "first_batch",
+)
+
+
+class ShardError(ValueError):
+    """A file is not a valid shard; the message names the file and what is wrong."""
+
+
+def shard_path(split_dir: Path, index: int) -> Path:
+    return Path(split_dir) / f"shard-{index:05d}.h5"
+
+
+def list_shards(split_dir: str | Path) -> list[Path]:
+    """Complete shard files of a split directory, in index order."""
+    return sorted(Path(split_dir).glob(SHARD_GLOB))
+
+
+@dataclass(frozen=True)
+class ShardArrays:
+    """One shard's contents in memory. Shapes as in the module docstring."""
+
+    images: np.ndarray
+    factors: np.ndarray
+    identity: np.ndarray
+    kind: np.ndarray
+
+
+def write_shard(
+    path: Path,
+    arrays: ShardArrays,
+    *,
+    factor_names: tuple[str, ...],
+    kind_names: tuple[str, ...],
+    attrs: Mapping[str, Any],
+) -> None:
+    """Write a shard atomically (temporary file, then rename)."""
+    n, b, c, h, w = arrays.images.shape
+    if arrays.images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {arrays.images.dtype}")
+    if arrays.factors.shape != (n, b, len(factor_names)):
+        raise ValueError(f"factors shape {arrays.factors.shape} != {(n, b, len(factor_names))}")
+    if arrays.identity.shape != (n, b) or arrays.kind.shape != (n,):
+        raise ValueError("identity must be (N, B) and kind (N,)")
+    with atomic_path(path) as tmp:
+        # track_times=False keeps the file free of wall-clock stamps.
+        with h5py.File(tmp, "w", track_order=True) as f:
+            f.create_dataset(
+                "images", data=arrays.images, chunks=(1, b, c, h, w),
+                compression="gzip", compression_opts=4, shuffle=True, track_times=False,
+            )
+            d = f.create_dataset("factors", data=arrays.factors.astype(np.float32),
+                                 track_times=False)
+            d.attrs["names"] = json.dumps(list(factor_names))
+            d.attrs["units"] = "degrees"
+            f.create_dataset("identity", data=arrays.identity.astype(np.int64), track_times=False)
+            d = f.create_dataset("kind", data=arrays.kind.astype(np.uint8), track_times=False)
+            d.attrs["names"] = json.dumps(list(kind_names))
+            for key, value in attrs.items():
+                f.attrs[key] = json.dumps(value) if key in _JSON_ATTRS else value
+            f.attrs["schema_version"] = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What a reader learns from validating a shard (no image data loaded)."""
+
+    path: Path
+    num_batches: int
+    batch_size: int
+    channels: int
+    image_size: int
+    factor_names: tuple[str, ...]
+    kind_names: tuple[str, ...]
+    attrs: dict[str, Any]
+
+    @property
+    def latent_factors(self) -> tuple[str, ...]:
+        return tuple(self.attrs["latent_factors"])
+
+
+def _attrs(f: h5py.File) -> dict[str, Any]:
+    out = {}
+    for k, v in f.attrs.items():
+        if isinstance(v, bytes):
+            v = v.decode()
+        if isinstance(v, np.generic):
+            v = v.item()
+        out[k] = json.loads(v) if k in _JSON_ATTRS else v
+    return out
+
+
+def validate(path: str | Path, f: h5py.File | None = None) -> ShardInfo:
+    """Check a shard against the schema; raise ShardError naming the file and the problem."""
+    path = Path(path)
+    if f is None:
+        if not path.is_file():
+            raise ShardError(f"{path}: no such shard file")
+        try:
+            with h5py.File(path, "r") as handle:
+                return validate(path, handle)
+        except OSError as e:
+            raise ShardError(f"{path}: not a readable HDF5 file ({e})") from None
+    for name in ("images", "factors", "identity", "kind"):
+        if name not in f:
+            raise ShardError(f"{path}: missing dataset '{name}' (not a dcign shard?)")
+    attrs = _attrs(f)
+    missing = [k for k in _REQUIRED_ATTRS if k not in attrs]
+    if missing:
+        raise ShardError(f"{path}: missing root attributes {missing}")
+    if attrs["schema_version"] != SCHEMA_VERSION:
+        raise ShardError(
+            f"{path}: schema_version {attrs['schema_version']}, this code reads {SCHEMA_VERSION}"
+        )
+    images, factors, identity, kind = (f[k] for k in ("images", "factors", "identity", "kind"))
+    if images.dtype != np.uint8 or images.ndim != 5:
+        raise ShardError(f"{path}: images must be uint8 (N, B, C, H, W), got {images.dtype} "
+                         f"{images.shape}")
+    n, b, c, h, w = images.shape
+    if h != w or h != attrs["image_size"] or c != attrs["channels"] or b != attrs["batch_size"]:
+        raise ShardError(f"{path}: images shape {images.shape} disagrees with its attributes")
+    factor_names = tuple(json.loads(factors.attrs.get("names", "[]")))
+    kind_names = tuple(json.loads(kind.attrs.get("names", "[]")))
+    if factors.shape != (n, b, len(factor_names)) or factors.dtype != np.float32:
+        raise ShardError(f"{path}: factors must be float32 {(n, b, len(factor_names))}, got "
+                         f"{factors.dtype} {factors.shape}")
+    if identity.shape != (n, b) or kind.shape != (n,):
+        raise ShardError(f"{path}: identity must be {(n, b)} and kind {(n,)}")
+    if not kind_names or (n and int(np.max(kind[:])) >= len(kind_names)):
+        raise ShardError(f"{path}: kind values outside its names {kind_names}")
+    return ShardInfo(path, n, b, c, h, factor_names, kind_names, attrs)
+
+
+@contextmanager
+def open_shard(path: str | Path) -> Iterator[tuple[h5py.File, ShardInfo]]:
+    """Open and validate a shard for reading; yields (h5py file, info)."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ShardError(f"{path}: not a readable HDF5 file ({e})") from None
+    try:
+        yield f, validate(path, f)
+    finally:
+        f.close()
+
+
+def read_shard(path: str | Path) -> tuple[ShardArrays, ShardInfo]:
+    """Load a whole shard into memory (small shards, tests, inspection)."""
+    with open_shard(path) as (f, info):
+        arrays = ShardArrays(f["images"][:], f["factors"][:], f["identity"][:], f["kind"][:])
+    return arrays, info
+
+
+def is_current(path: Path, fingerprint: str) -> bool:
+    """True if `path` is a complete, valid shard made from exactly `fingerprint`."""
+    try:
+        with open_shard(path) as (f, info):
+            # Touch every chunk so a truncated file is caught here, not by the trainer.
+            for i in range(info.num_batches):
+                f["images"][i]
+            return info.attrs["fingerprint"] == fingerprint
+    except (ShardError, OSError, KeyError):
+        return False

@@ -1,0 +1,282 @@
+"""The render stage: params -> seeded minibatch plans -> rendered images -> HDF5 shards.
+
+Shards are independent units of work: each is rendered from (params, split, its batch range)
+alone, so they can be spread over worker processes or cluster array jobs, and a re-run skips
+shards that are complete and were made from the same params.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import math
+import multiprocessing as mp
+import queue
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.atomic import remove_stale_temps
+from pipeline.params import FACTORS, SPLITS, Params, fingerprint, params_dict
+from render.backends import Backend, make_backend
+from render.batches import BatchPlan, plan_split
+from render.datasets import make_source, num_identities
+from render.mesh import TriMesh
+from render.shards import (
+    SCHEMA_VERSION,
+    ShardArrays,
+    is_current,
+    list_shards,
+    shard_path,
+    write_shard,
+)
+from render.sources import IdentitySource
+from render.views import View
+
+log = logging.getLogger(__name__)
+MESH_CACHE = 512  # identities kept built per process (a head is ~0.5 MB)
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Shard `index` of `split` holds minibatches [start, stop) of that split."""
+
+    split: str
+    index: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    rendered: int
+    skipped: int
+    images: int
+    seconds: float
+    out_dir: Path
+
+
+def render_params(params: Params, dataset: str) -> dict:
+    """The part of params that determines a dataset's shards (recorded in each shard)."""
+    common = params_dict(params.render)
+    for other in ("faces", "chairs"):
+        common.pop(other)
+    if params.render.backend != "blender":
+        common.pop("blender")
+    ds = params_dict(params.render.dataset(dataset))
+    return {"seed": params.seed, "render": common, dataset: ds}
+
+
+def shard_tasks(params: Params, dataset: str) -> list[ShardTask]:
+    """Every shard of both splits, in a fixed order."""
+    ds, per = params.render.dataset(dataset), params.render.batches_per_shard
+    tasks = []
+    for split in SPLITS:
+        total = sum(ds.batches[split].values())
+        for i in range(math.ceil(total / per)):
+            tasks.append(ShardTask(split, i, i * per, min((i + 1) * per, total)))
+    return tasks
+
+
+def software_versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("dcign", "numpy", "h5py", "pyrender", "trimesh"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def task_fingerprint(record: dict, n_identities: int, task: ShardTask) -> str:
+    """What a shard is made from: its params, schema, batch range and identity count."""
+    return fingerprint({"params": record, "schema": SCHEMA_VERSION, "task": task.__dict__,
+                        "identities": n_identities})
+
+
+class ShardRenderer:
+    """Renders shard tasks in one process: one source, one backend, a cache of built meshes."""
+
+    def __init__(self, params: Params, dataset: str, backend: Backend | None = None) -> None:
+        self.params, self.dataset = params, dataset
+        self.ds = params.render.dataset(dataset)
+        self.source: IdentitySource = make_source(params, dataset)
+        self.backend = backend or make_backend(params.render)
+        self.n_ids = {s: num_identities(params, dataset, self.source, s) for s in SPLITS}
+        self._meshes: OrderedDict[tuple[str, int], TriMesh] = OrderedDict()
+        self._record = render_params(params, dataset)
+
+    def fingerprint(self, task: ShardTask) -> str:
+        return task_fingerprint(self._record, self.n_ids[task.split], task)
+
+    def mesh(self, split: str, identity: int) -> TriMesh:
+        key = (split, identity)
+        if key in self._meshes:
+            self._meshes.move_to_end(key)
+            return self._meshes[key]
+        mesh = self.source.mesh(split, identity)
+        self._meshes[key] = mesh
+        if len(self._meshes) > MESH_CACHE:
+            self._meshes.popitem(last=False)
+        return mesh
+
+    def render_batch(self, split: str, plan: BatchPlan) -> np.ndarray:
+        """uint8 (B, C, H, W) for one planned minibatch."""
+        return np.stack([
+            self.backend.render(self.mesh(split, int(i)), View(*map(float, f)))
+            for i, f in zip(plan.identity, plan.factors)
+        ])
+
+    def plans(self, task: ShardTask) -> list[BatchPlan]:
+        return plan_split(self.ds, seed=self.params.seed, dataset=self.dataset, split=task.split,
+                          batch_size=self.params.render.batch_size,
+                          num_identities=self.n_ids[task.split], start=task.start, stop=task.stop)
+
+    def render_task(self, task: ShardTask, out_dir: Path,
+                    on_batch: Callable[[int], None] | None = None) -> Path:
+        """Render one shard and write it atomically; returns its path."""
+        plans = self.plans(task)
+        images = []
+        for plan in plans:
+            images.append(self.render_batch(task.split, plan))
+            if on_batch is not None:
+                on_batch(len(plan.identity))
+        kinds = self.ds.kinds
+        arrays = ShardArrays(
+            images=np.stack(images),
+            factors=np.stack([p.factors for p in plans]),
+            identity=np.stack([p.identity for p in plans]),
+            kind=np.array([kinds.index(p.kind) for p in plans], dtype=np.uint8),
+        )
+        r = self.params.render
+        path = shard_path(out_dir / task.split, task.index)
+        write_shard(path, arrays, factor_names=FACTORS, kind_names=kinds, attrs={
+            "dataset": self.dataset, "split": task.split, "renderer": self.backend.version(),
+            "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
+            "seed": self.params.seed, "latent_factors": list(self.ds.factors),
+            "params": self._record, "software": software_versions(),
+            "fingerprint": self.fingerprint(task), "shard_index": task.index,
+            "first_batch": task.start,
+        })
+        return path
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+_worker: ShardRenderer | None = None
+_progress: mp.Queue | None = None
+
+
+def _init_worker(params: Params, dataset: str, progress: mp.Queue) -> None:
+    global _worker, _progress
+    _worker, _progress = ShardRenderer(params, dataset), progress
+
+
+def _run_task(args: tuple[ShardTask, Path]) -> str:
+    task, out_dir = args
+    assert _worker is not None and _progress is not None
+    return str(_worker.render_task(task, out_dir, on_batch=_progress.put))
+
+
+def make_shards(
+    params: Params,
+    dataset: str,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    shard_index: int | None = None,
+    num_shards: int | None = None,
+    progress: bool = True,
+) -> RenderSummary:
+    """Render `dataset` into out_dir/<split>/shard-NNNNN.h5.
+
+    workers: processes rendering shards in parallel. shard_index/num_shards: render only the
+    tasks i with i % num_shards == shard_index (cluster array jobs). Complete shards made from the
+    same params are skipped; missing, corrupt or stale ones are (re)rendered.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    tasks = shard_tasks(params, dataset)
+    subset = num_shards is not None
+    if subset:
+        if not (num_shards and num_shards > 0 and shard_index is not None
+                and 0 <= shard_index < num_shards):
+            raise ValueError(f"--shard-index must be in [0, --num-shards), got {shard_index} "
+                             f"of {num_shards}")
+        tasks = [t for i, t in enumerate(tasks) if i % num_shards == shard_index]
+    for split in SPLITS:
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir / split)
+    if not subset:
+        _remove_extra_shards(params, dataset, out_dir)
+
+    # In-process rendering needs a renderer here; with workers only the identity counts are
+    # needed (for fingerprints), so the main process opens no GL context.
+    local = ShardRenderer(params, dataset) if workers <= 1 else None
+    if local is not None:
+        n_ids = local.n_ids
+    else:
+        source = make_source(params, dataset)
+        n_ids = {s: num_identities(params, dataset, source, s) for s in SPLITS}
+    record = render_params(params, dataset)
+    todo, skipped = [], 0
+    for t in tasks:
+        fp = task_fingerprint(record, n_ids[t.split], t)
+        if is_current(shard_path(out_dir / t.split, t.index), fp):
+            skipped += 1
+        else:
+            todo.append(t)
+    bs = params.render.batch_size
+    total = sum((t.stop - t.start) * bs for t in todo)
+    log.info("render %s: %d shards to render, %d up to date, %d images, %d worker(s)",
+             dataset, len(todo), skipped, total, workers)
+    bar = tqdm(total=total, unit="img", desc=f"render {dataset}", disable=not progress,
+               smoothing=0.1, dynamic_ncols=True)
+    try:
+        if local is not None:
+            for t in todo:
+                local.render_task(t, out_dir, on_batch=bar.update)
+            local.close()
+        elif todo:
+            ctx = mp.get_context("spawn")  # fresh processes: GL contexts do not survive fork
+            progress_q = ctx.Queue()
+            with ctx.Pool(min(workers, len(todo)), initializer=_init_worker,
+                          initargs=(params, dataset, progress_q)) as pool:
+                result = pool.map_async(_run_task, [(t, out_dir) for t in todo], chunksize=1)
+                while not result.ready():
+                    _drain(progress_q, bar, timeout=0.2)
+                _drain(progress_q, bar, timeout=0.0)
+                result.get()
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    return RenderSummary(len(todo), skipped, total, seconds, out_dir)
+
+
+def _drain(q: mp.Queue, bar, timeout: float) -> None:
+    try:
+        n = q.get(timeout=timeout) if timeout else q.get_nowait()
+        bar.update(n)
+        while True:
+            bar.update(q.get_nowait())
+    except queue.Empty:
+        pass
+
+
+def _remove_extra_shards(params: Params, dataset: str, out_dir: Path) -> None:
+    """Shards beyond the current plan (params asked for fewer batches) are stale: remove them."""
+    for split in SPLITS:
+        keep = {shard_path(out_dir / split, t.index) for t in shard_tasks(params, dataset)
+                if t.split == split}
+        for p in list_shards(out_dir / split):
+            if p not in keep:
+                p.unlink()
