@@ -114,5 +114,28 @@ def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:
     click.echo(f"contact sheet: {out}")
 
 
+@main.command()
+@dataset_arg
+@params_options
+@click.option("--model", "model_kind", type=click.Choice(["dcign", "baseline"]), required=True,
+              help="dcign = clamped training (the paper); baseline = the same net as a plain VAE.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Shards folder with train/ and test/ (default data/DATASET).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default models/DATASET-MODEL).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@user_errors
+def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind: str,
+          data_dir: str | None, out_dir: str | None, resume: bool, progress: bool) -> None:
+    """Fit DC-IGN or the entangled baseline on DATASET's shards."""
+    from train.fit import fit
+
+    params = get_params(params_path, overrides)
+    fit(params, dataset, Path(data_dir or f"data/{dataset}"),
+        Path(out_dir or f"models/{dataset}-{model_kind}"), model_kind=model_kind, resume=resume,
+        progress=progress)
+
+
 if __name__ == "__main__":
     main()

@@ -271,6 +271,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     minibatches_per_step: int = 1  # G; 1 = the paper
     kind_mix: dict[str, float] | None = None  # null = in proportion to the rendered batch counts
+    log_every: int = 10  # steps per point of the training curve
     eval_every: int = 100
     eval_batches: int = 8
     checkpoint_every: int = 500
@@ -281,8 +282,8 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
     def check(self, key: str) -> None:
-        for name in ("steps", "latent_dim", "minibatches_per_step", "eval_every", "eval_batches",
-                     "checkpoint_every", "lr"):
+        for name in ("steps", "latent_dim", "minibatches_per_step", "log_every", "eval_every",
+                     "eval_batches", "checkpoint_every", "lr"):
             _positive(f"{key}.{name}", getattr(self, name))
         for name in ("enc_channels", "dec_channels"):
             for i, c in enumerate(getattr(self, name)):

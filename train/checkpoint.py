@@ -1,0 +1,105 @@
+"""Checkpoints: everything later stages need to use a model, and everything a resume needs.
+
+A checkpoint holds the model weights and config, the latent assignment, the params that trained
+it, the optimiser state, the step, and the RNG states. `load_model` rebuilds the model from the
+checkpoint alone; a checkpoint whose weights do not fit its recorded architecture (or an
+architecture a caller insists on) fails with a message saying what differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.atomic import atomic_path
+from train.clamp import LatentAssignment
+from train.model import DCIGN, ModelConfig
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or does not fit the model asked for."""
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(path: str | Path, *, model: torch.nn.Module, cfg: ModelConfig,
+         assignment: LatentAssignment, model_kind: str, dataset: str, params: dict,
+         step: int, optimizer: torch.optim.Optimizer | None = None,
+         extra: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically."""
+    payload = {
+        "format": FORMAT,
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": dataclasses.asdict(cfg),
+        "assignment": assignment.to_dict(),
+        "model_kind": model_kind,
+        "dataset": dataset,
+        "params": params,
+        "step": step,
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "rng": rng_state(),
+        "extra": extra or {},
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The raw checkpoint dict; raises CheckpointError for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint (run `dcign train` first)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for a damaged file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a dcign checkpoint of format {FORMAT}")
+    return ckpt
+
+
+def model_config(ckpt: dict[str, Any]) -> ModelConfig:
+    d = dict(ckpt["model_config"])
+    for k in ("enc_channels", "dec_channels"):
+        d[k] = tuple(d[k])
+    return ModelConfig(**d)
+
+
+def load_model(path: str | Path, expect: ModelConfig | None = None,
+               device: torch.device | str = "cpu") -> tuple[DCIGN, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, in eval mode; returns (model, checkpoint)."""
+    ckpt = read(path)
+    cfg = model_config(ckpt)
+    if expect is not None and expect != cfg:
+        diff = {f.name: (getattr(cfg, f.name), getattr(expect, f.name))
+                for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(expect, f.name)}
+        raise CheckpointError(f"{path}: architecture differs from the one asked for "
+                              f"(checkpoint vs expected): {diff}")
+    model = DCIGN(cfg)
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the architecture {cfg}: {e}") from None
+    return model.to(device).eval(), ckpt
+
+
+def assignment_of(ckpt: dict[str, Any]) -> LatentAssignment:
+    return LatentAssignment.from_dict(ckpt["assignment"])

@@ -1,0 +1,265 @@
+"""The train stage: fit DC-IGN (clamped) or the entangled baseline (plain VAE) from shards.
+
+Both models start from the same initial weights and see the same minibatches in the same order;
+the only difference is the clamp. One step carries G = train.minibatches_per_step whole minibatches,
+each clamped with its own kind and mean (G = 1 is the paper). Under torchrun each rank trains on
+its own whole minibatches; the loss is scaled by the world size so that DDP's gradient average
+equals the gradient of the summed loss, i.e. W ranks x G minibatches == 1 process x W*G.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from pipeline.atomic import write_text
+from pipeline.params import Params, params_dict
+from render.seeds import stream
+from train import checkpoint
+from train.clamp import LatentAssignment
+from train.data import MinibatchStream, SplitIndex, fixed_batches, make_loader
+from train.model import DCIGN, ModelConfig, vae_loss
+
+log = logging.getLogger(__name__)
+MODELS = ("dcign", "baseline")
+FINAL, LAST = "model.pt", "last.pt"
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    seconds: float
+    images_per_second: float
+    test_loss: float
+    checkpoint: Path
+
+
+def choose_device(pref: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU (or exactly what params ask for)."""
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if pref == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("params key 'train.device' is 'cuda' but no CUDA device is available")
+    if pref == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(pref)
+
+
+def _seed_int(seed: int, *keys: str | int) -> int:
+    return int(stream(seed, *keys).integers(2**62))
+
+
+def item_noise(seed: int, items: torch.Tensor, batch: int, dim: int) -> torch.Tensor:
+    """The reparameterisation noise of stream items, a pure function of (seed, item):
+    float32 (len(items) * batch, dim). Makes resume, G and DDP equivalences exact."""
+    parts = []
+    for item in items.tolist():
+        g = torch.Generator().manual_seed(_seed_int(seed, "noise", int(item)))
+        parts.append(torch.randn(batch, dim, generator=g))
+    return torch.cat(parts)
+
+
+def model_config(params: Params, index: SplitIndex) -> ModelConfig:
+    t = params.train
+    return ModelConfig(image_size=index.image_size, channels=index.channels,
+                       latent_dim=t.latent_dim, enc_channels=t.enc_channels,
+                       dec_channels=t.dec_channels)
+
+
+def _dist_setup() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+class Evaluator:
+    """Held-out loss on a fixed set of test minibatches (the same for every run and step)."""
+
+    def __init__(self, index: SplitIndex, n_batches: int) -> None:
+        per_kind = max(1, math.ceil(n_batches / len(index.kinds)))
+        self.ds = MinibatchStream(index, seed=0)
+        picks = fixed_batches(index, per_kind)[:n_batches]
+        self.images = torch.stack([torch.from_numpy(self.ds.read(fi, row)["images"])
+                                   for _, fi, row in picks])  # (n, B, C, H, W) uint8
+        self.ds.close()
+
+    @torch.no_grad()
+    def __call__(self, model: DCIGN, device: torch.device) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        x = self.images.flatten(0, 1).to(device).float().div_(255)  # (n*B, C, H, W)
+        out = model(x)
+        loss = vae_loss(out.logits, x, out.mu, out.logvar)
+        n = x.shape[0]
+        mse = torch.mean((torch.sigmoid(out.logits.float()) - x) ** 2).item()
+        model.train(was_training)
+        return {"loss": loss.total.item() / n, "recon": loss.recon.item() / n,
+                "kl": loss.kl.item() / n, "mse": mse}
+
+
+def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path, *,
+        model_kind: str, resume: bool = False, progress: bool = True,
+        stop_after: int | None = None) -> FitResult:
+    """Train and write out_dir/model.pt (+ dvclive curves in out_dir/live, out_dir/train.json).
+
+    resume: continue from out_dir/last.pt (or a finished model.pt) if present; the result equals
+    an uninterrupted run. stop_after: return after this many steps in this call, leaving last.pt
+    (a deliberate interruption, for tests and time-boxed jobs).
+    """
+    from tqdm import tqdm
+
+    if model_kind not in MODELS:
+        raise ValueError(f"--model must be one of {MODELS}, got {model_kind!r}")
+    t, data_dir, out_dir = params.train, Path(data_dir), Path(out_dir)
+    rank, world = _dist_setup()
+    device = choose_device(t.device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    train_idx, test_idx = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
+    if (train_idx.kinds, train_idx.image_size, train_idx.channels) != (
+            test_idx.kinds, test_idx.image_size, test_idx.channels):
+        raise ValueError(f"{data_dir}: train and test shards disagree on kinds or image shape")
+    cfg = model_config(params, train_idx)
+    assignment = LatentAssignment(train_idx.latent_factors, t.latent_dim)
+    record = {"seed": params.seed, "train": params_dict(t)}
+
+    # Same initial weights for DC-IGN and baseline: the clamp is the only difference.
+    torch.manual_seed(_seed_int(params.seed, "init", dataset))
+    model = DCIGN(cfg).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=t.betas)
+    start = 0
+    resume_from = next((p for p in (out_dir / LAST, out_dir / FINAL) if p.is_file()), None)
+    if resume and resume_from is not None:
+        _, ckpt = checkpoint.load_model(resume_from, expect=cfg)
+        if ckpt["params"] != record or ckpt["model_kind"] != model_kind:
+            raise ValueError(f"{resume_from}: made with different train params or model; "
+                             f"cannot resume (delete it or run without --resume)")
+        model.load_state_dict(ckpt["model_state"])
+        opt.load_state_dict(ckpt["optimizer_state"])
+        checkpoint.set_rng_state(ckpt["rng"])
+        start = int(ckpt["step"])
+        log.info("resuming %s-%s from %s at step %d", dataset, model_kind, resume_from, start)
+    elif not resume and rank == 0:
+        for p in (out_dir / LAST, out_dir / FINAL):
+            p.unlink(missing_ok=True)
+    stop = t.steps if stop_after is None else min(t.steps, start + stop_after)
+
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None)
+    if t.compile:
+        net = torch.compile(net)
+    amp = contextlib.nullcontext
+    if t.amp and cuda:
+        amp = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+
+    train_ds = MinibatchStream(train_idx, params.seed, t.kind_mix)
+    loader = make_loader(train_ds, start=start, stop=stop, group=t.minibatches_per_step,
+                         rank=rank, world=world, workers=t.loader_workers, pin_memory=cuda)
+    evaluate = Evaluator(test_idx, t.eval_batches)
+    live = None
+    if rank == 0:
+        from dvclive import Live
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        live = Live(dir=str(out_dir / "live"), resume=start > 0, save_dvc_exp=False,
+                    dvcyaml=None, report=None)
+    per_step = t.minibatches_per_step * train_idx.batch_size
+    bar = tqdm(total=t.steps, initial=start, unit="step", desc=f"train {dataset}-{model_kind}",
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    model.train()
+    t0, running, n_run, step, test = time.perf_counter(), 0.0, 0, start, {"loss": float("nan")}
+    for batch in loader:
+        x = batch["images"].to(device, non_blocking=True).flatten(0, 1)  # (G*B, C, H, W)
+        x = x.float().div_(255)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        kinds = [train_idx.kinds[k] for k in batch["kind"].tolist()]
+        noise = item_noise(params.seed, batch["item"], train_idx.batch_size,
+                           t.latent_dim).to(device)
+        with amp():
+            if model_kind == "dcign":
+                out = net(x, kinds, assignment=assignment, clamp_scale=t.clamp_scale, noise=noise)
+            else:
+                out = net(x, noise=noise)
+        loss = vae_loss(out.logits, x, out.mu, out.logvar)
+        opt.zero_grad(set_to_none=True)
+        (loss.total * world).backward()  # DDP averages; * world makes it the summed loss
+        opt.step()
+        step += 1
+        running += loss.total.item() / x.shape[0]
+        n_run += 1
+        if rank == 0:
+            done = step == stop
+            if step % t.log_every == 0 or done:
+                live.log_metric("train/loss", running / n_run)
+                running, n_run = 0.0, 0
+            if step % t.eval_every == 0 or step == t.steps:
+                test = evaluate(model, device)
+                for k, v in test.items():
+                    live.log_metric(f"test/{k}", v)
+            if step % t.log_every == 0 or done or step % t.eval_every == 0:
+                live.step = step
+                live.next_step()
+            if step % t.checkpoint_every == 0 or (done and step < t.steps):
+                checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
+                                model_kind=model_kind, dataset=dataset, params=record,
+                                step=step, optimizer=opt)
+            elapsed = time.perf_counter() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.total.item() / x.shape[0]:.1f}",
+                            img_s=f"{(step - start) * per_step * world / max(elapsed, 1e-9):.0f}")
+    bar.close()
+    train_ds.close()
+    seconds = time.perf_counter() - t0
+    rate = (step - start) * per_step * world / max(seconds, 1e-9)
+    path = out_dir / (FINAL if step == t.steps else LAST)
+    if rank == 0:
+        if step == t.steps:
+            checkpoint.save(out_dir / FINAL, model=model, cfg=cfg, assignment=assignment,
+                            model_kind=model_kind, dataset=dataset, params=record, step=step,
+                            optimizer=opt, extra={"test": test})
+            (out_dir / LAST).unlink(missing_ok=True)
+            write_text(out_dir / "train.json", json.dumps({
+                "model": model_kind, "dataset": dataset, "steps": step,
+                "seconds_this_run": round(seconds, 2), "images_per_second": round(rate, 1),
+                "device": str(device), "world_size": world,
+                "test": {k: round(v, 6) for k, v in test.items()},
+            }, indent=2) + "\n")
+        live.end()
+    if world > 1:
+        dist.barrier()
+    log.info("train %s-%s: step %d/%d, %.1f images/s, test loss %.2f -> %s", dataset, model_kind,
+             step, t.steps, rate, test["loss"], path)
+    return FitResult(step, seconds, rate, float(test["loss"]), path)
+
+
+def encode_batches(model: DCIGN, images: np.ndarray, device: torch.device,
+                   chunk: int = 256) -> np.ndarray:
+    """mu of uint8 images (N, C, H, W) -> float32 (N, D), in chunks."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), chunk):
+            x = torch.from_numpy(images[i:i + chunk]).to(device).float().div_(255)
+            out.append(model.encode(x)[0].float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.cfg.latent_dim), np.float32)
