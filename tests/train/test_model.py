@@ -1,0 +1,253 @@
+"""DC-IGN network shapes (paper / original code), config validation and the summed VAE loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from train.clamp import LatentAssignment
+from train.model import (
+    DCIGN,
+    MIN_IMAGE_SIZE,
+    ModelConfig,
+    center_crop,
+    decoder_sizes,
+    encoder_sizes,
+    param_count,
+    vae_loss,
+)
+
+SMALL = dict(latent_dim=6, enc_channels=(4, 4, 4), dec_channels=(4, 4, 4))
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> Iterator[None]:
+    # Seed without leaking the global RNG state into other tests.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
+# ------------------------------------------------------------------ shapes
+
+
+def test_paper_shapes_at_150() -> None:
+    model = DCIGN(ModelConfig(image_size=150, channels=1)).eval()
+    sides: dict[str, int] = {}
+
+    def record(name: str):
+        def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+            sides[name] = out.shape[-1]
+            sides[name + ".channels"] = out.shape[1]
+
+        return hook
+
+    for prefix, seq in (("enc", model.encoder.features), ("dec", model.decoder.body)):
+        for name, layer in seq.named_children():
+            if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+                layer.register_forward_hook(record(f"{prefix}{name}"))
+    with torch.no_grad():
+        logits = model(torch.rand(1, 1, 150, 150)).logits
+
+    # Encoder: conv 150->146, pool ->73, conv ->69, pool ->34, conv ->30, pool ->15.
+    enc = [sides[f"enc{i}"] for i in range(9) if f"enc{i}" in sides]
+    assert enc == [146, 73, 69, 34, 30, 15]
+    assert [sides[f"enc{i}.channels"] for i in (0, 3, 6)] == [96, 48, 24]
+    assert model.encoder.flat_dim == 5400
+    assert model.encoder.mu.in_features == model.encoder.logvar.in_features == 5400
+    assert model.encoder.mu.out_features == 200
+    # Decoder: 200 -> 5400 = 24x15x15, then (upsample, valid 7x7): 30-6, 48-6, 84-6, 156-6.
+    assert model.decoder.fc.out_features == 5400
+    assert (model.decoder.start_channels, model.decoder.start_size) == (24, 15)
+    dec = [
+        sides[k] for k in sorted(sides, key=_layer_index) if k.startswith("dec") and "." not in k
+    ]
+    assert dec == [24, 42, 78, 150]
+    assert [sides[f"dec{i}.channels"] for i in (1, 4, 7, 10)] == [48, 96, 96, 1]
+    assert logits.shape == (1, 1, 150, 150)
+    # The helpers the summary and validation rely on agree.
+    assert encoder_sizes(150) == [146, 73, 69, 34, 30, 15]
+    assert decoder_sizes(150) == [15, 24, 42, 78, 150]  # no crop at the paper's size
+
+
+def _layer_index(key: str) -> int:
+    return int(key[3:].split(".")[0])
+
+
+def test_param_count_at_150_matches_hand_count() -> None:
+    model = DCIGN(ModelConfig(image_size=150, channels=1))
+    by_hand = (
+        (1 * 96 * 25 + 96)  # conv 1->96 5x5
+        + (96 * 48 * 25 + 48)  # conv 96->48
+        + (48 * 24 * 25 + 24)  # conv 48->24
+        + 2 * (5400 * 200 + 200)  # mu and log-var heads
+        + (200 * 5400 + 5400)  # decoder linear
+        + (24 * 48 * 49 + 48)  # conv 24->48 7x7
+        + (48 * 96 * 49 + 96)
+        + (96 * 96 * 49 + 96)
+        + (96 * 1 * 49 + 1)
+    )
+    assert param_count(model) == by_hand == 4_131_137
+
+
+@pytest.mark.parametrize(("size", "channels"), [(64, 1), (100, 1), (100, 3), (37, 3)])
+def test_output_shape_equals_input_shape(size: int, channels: int) -> None:
+    model = DCIGN(ModelConfig(image_size=size, channels=channels, **SMALL)).eval()
+    x = torch.rand(2, channels, size, size)
+    with torch.no_grad():
+        out = model(x)
+        probs = model.decode(out.mu)
+    assert out.logits.shape == x.shape
+    assert out.mu.shape == out.logvar.shape == out.z.shape == (2, 6)
+    assert probs.shape == x.shape
+    assert float(probs.min()) >= 0.0
+    assert float(probs.max()) <= 1.0
+    # Decoder covers the image before the crop, with less than one 16-pixel step to spare.
+    full = decoder_sizes(size)[-1]
+    assert size <= full < size + 16
+
+
+def test_center_crop_takes_the_middle() -> None:
+    x = torch.arange(25.0).reshape(1, 1, 5, 5)  # (B, C, H, W)
+    # (5 - 2) // 2 = 1: rows 1-2 and columns 1-2.
+    assert center_crop(x, 2).flatten().tolist() == [6.0, 7.0, 11.0, 12.0]
+    assert center_crop(x, 5).flatten().tolist() == list(range(25))
+
+
+def test_summary_lists_each_layer_shape() -> None:
+    summary = DCIGN(ModelConfig(image_size=150, channels=1)).architecture_summary()
+    assert "4,131,137 parameters" in summary
+    for shape in ["(96, 146, 146)", "(24, 15, 15)", "(5400,)", "(48, 24, 24)", "(1, 150, 150)"]:
+        assert shape in summary
+    assert summary.count("Conv2d") == 7
+
+
+def test_minimum_image_size_is_36() -> None:
+    assert MIN_IMAGE_SIZE == 36
+    assert encoder_sizes(36)[-1] == 1
+    assert encoder_sizes(35)[-1] == 0
+    ModelConfig(image_size=36, channels=1)  # accepted
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(image_size=35, channels=1), "minimum is 36"),
+        (dict(image_size=64.0, channels=1), "image_size must be an int"),
+        (dict(image_size=64, channels=2), "channels must be 1"),
+        (dict(image_size=64, channels=True), "channels must be 1"),
+        (dict(image_size=64, channels=1, latent_dim=0), "latent_dim"),
+        (dict(image_size=64, channels=1, enc_channels=(96, 48)), "enc_channels"),
+        (dict(image_size=64, channels=1, dec_channels=(48, 0, 96)), "dec_channels"),
+    ],
+)
+def test_config_validation(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**kwargs)
+
+
+def test_config_accepts_lists_from_yaml() -> None:
+    cfg = ModelConfig(image_size=64, channels=1, enc_channels=[8, 8, 8], dec_channels=[8, 8, 8])
+    assert cfg.enc_channels == (8, 8, 8)
+    assert isinstance(cfg.dec_channels, tuple)
+    hash(cfg)  # frozen and hashable
+
+
+def test_forward_rejects_bad_inputs() -> None:
+    model = DCIGN(ModelConfig(image_size=36, channels=1, **SMALL))
+    with pytest.raises(ValueError, match=r"\(N, 1, 36, 36\)"):
+        model(torch.rand(2, 3, 36, 36))
+    with pytest.raises(ValueError, match="LatentAssignment"):
+        model(torch.rand(2, 1, 36, 36), ["azimuth"])
+    with pytest.raises(ValueError, match="without kinds"):
+        model(torch.rand(2, 1, 36, 36), assignment=LatentAssignment(["azimuth"], 6))
+
+
+def test_eval_uses_mu_and_training_samples() -> None:
+    model = DCIGN(ModelConfig(image_size=36, channels=1, **SMALL))
+    x = torch.rand(3, 1, 36, 36)
+    noise = torch.randn(3, 6)
+    model.train()
+    out = model(x, noise=noise)
+    expected = out.mu + torch.exp(0.5 * out.logvar) * noise
+    torch.testing.assert_close(out.z, expected)
+    assert not torch.allclose(out.z, out.mu)
+    model.eval()
+    out = model(x, noise=noise)
+    assert torch.equal(out.z, out.mu)
+
+
+# ------------------------------------------------------------------ loss
+
+
+def test_vae_loss_known_values() -> None:
+    # Logits 0 -> p = 1/2 -> BCE = log 2 per pixel whatever the target.
+    # KL per latent = -1/2 (1 + logvar - mu^2 - exp(logvar)):
+    # 0 at mu = 0, logvar = 0 and 1/2 at mu = 1, logvar = 0.
+    logits = torch.zeros(2, 1, 3, 3)
+    x = torch.rand(2, 1, 3, 3)
+    mu = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    logvar = torch.zeros(2, 2)
+    total, recon, kl = vae_loss(logits, x, mu, logvar)
+    assert float(recon) == pytest.approx(18 * math.log(2))
+    assert float(kl) == pytest.approx(1.5)
+    assert float(total) == pytest.approx(18 * math.log(2) + 1.5)
+    # logvar = log 2, mu = 0: -1/2 (1 + log 2 - 2) = (1 - log 2) / 2 per latent.
+    kl2 = vae_loss(logits, x, torch.zeros(1, 1), torch.full((1, 1), math.log(2))).kl
+    assert float(kl2) == pytest.approx((1 - math.log(2)) / 2)
+
+
+def test_loss_of_g_minibatches_is_sum_of_singles() -> None:
+    model = DCIGN(ModelConfig(image_size=36, channels=1, **SMALL)).double().train()
+    x = torch.rand(12, 1, 36, 36, dtype=torch.float64)
+    noise = torch.randn(12, 6, dtype=torch.float64)
+    with torch.no_grad():
+        out = model(x, noise=noise)
+        whole = vae_loss(out.logits, x, out.mu, out.logvar)
+        parts = [
+            vae_loss(out.logits[i : i + 4], x[i : i + 4], out.mu[i : i + 4], out.logvar[i : i + 4])
+            for i in (0, 4, 8)
+        ]
+    for k in range(3):  # total, recon, kl
+        assert float(whole[k]) == pytest.approx(sum(float(p[k]) for p in parts), rel=1e-12)
+    # And it is a sum, not a mean: a quarter of the batch has about a quarter of the loss.
+    assert float(whole.total) > 2 * float(parts[0].total)
+
+
+def test_loss_finite_under_bf16_autocast() -> None:
+    model = DCIGN(ModelConfig(image_size=36, channels=1, **SMALL)).train()
+    x = torch.rand(4, 1, 36, 36)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+        total, recon, kl = vae_loss(out.logits, x, out.mu, out.logvar)
+    assert out.logits.dtype == torch.bfloat16  # autocast really ran the convs in bf16
+    assert total.dtype == recon.dtype == kl.dtype == torch.float32
+    assert bool(torch.isfinite(total))
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_loss_decreases_with_adam_on_a_fixed_batch() -> None:
+    cfg = ModelConfig(36, 1, latent_dim=8, enc_channels=(8, 8, 8), dec_channels=(8, 8, 8))
+    model = DCIGN(cfg).train()
+    a = LatentAssignment(["azimuth"], latent_dim=8)
+    # Smooth blobs, so there is something learnable to reconstruct.
+    grid = torch.linspace(-1, 1, 36)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+    centres = torch.linspace(-0.5, 0.5, 4)
+    x = torch.exp(-((xx - centres[:, None, None]) ** 2 + yy**2) / 0.1).unsqueeze(1)  # (4,1,36,36)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.99))
+    losses = []
+    for _ in range(20):
+        out = model(x, ["azimuth"], assignment=a)
+        loss = vae_loss(out.logits, x, out.mu, out.logvar).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    # Seeds 0-3 all end near 0.4x the starting loss; 0.7x leaves room without being vacuous.
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
