@@ -1,0 +1,420 @@
+"""Chair identities: the parametric generator and mesh folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from render.chairs import (
+    FAMILIES,
+    ChairParams,
+    ChairPart,
+    MeshFolderChairs,
+    ParametricChairs,
+    axes_rotation,
+    build_parts,
+)
+from render.mesh import TriMesh
+from render.seeds import identity_rng
+
+N_CHECKED = 150  # identities whose geometry is checked in depth
+
+
+@pytest.fixture(scope="module")
+def source() -> ParametricChairs:
+    return ParametricChairs(seed=0, dataset="chairs")
+
+
+@pytest.fixture(scope="module")
+def chairs(source) -> list[tuple[ChairParams, list[ChairPart], TriMesh]]:
+    out = []
+    for i in range(N_CHECKED):
+        p = source.sample_identity(identity_rng(0, "chairs", "train", i))
+        out.append((p, build_parts(p), source.build(p)))
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _winding(points: np.ndarray, v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Generalised winding number (P,) of points (P, 3) w.r.t. a closed mesh: 1 inside,
+    0 outside (van Oosterom & Strackee solid angles)."""
+    tri = v[f]
+    a, b, c = (tri[None, :, k] - points[:, None] for k in range(3))
+    la, lb, lc = (np.linalg.norm(x, axis=-1) for x in (a, b, c))
+    det = np.einsum("pmi,pmi->pm", a, np.cross(b, c))
+    dot = lambda x, y: np.einsum("pmi,pmi->pm", x, y)  # noqa: E731
+    den = la * lb * lc + dot(a, b) * lc + dot(a, c) * lb + dot(b, c) * la
+    return 2 * np.arctan2(det, den).sum(axis=1) / (4 * np.pi)
+
+
+def _embedded(p: ChairPart, q: ChairPart) -> bool:
+    """Whether some vertex of p lies strictly inside closed part q (so the parts overlap)."""
+    lo, hi = q.vertices.min(0), q.vertices.max(0)
+    pts = p.vertices[np.all((p.vertices > lo) & (p.vertices < hi), axis=1)]
+    # nearest the middle of q first: the likeliest to be inside, so most pairs stop early
+    pts = pts[np.argsort(np.linalg.norm(pts - (lo + hi) / 2, axis=1))]
+    return any(
+        (_winding(pts[k : k + 32], q.vertices, q.faces) > 0.5).any()
+        for k in range(0, len(pts), 32)
+    )
+
+
+def _groups(parts: list[ChairPart]) -> list[list[str]]:
+    """Parts grouped by overlap (union-find): one group = one connected chair.
+
+    The generator embeds every joint (a vertex of one part inside the other), which is what
+    this checks; parts that merely touch face to face would count as apart."""
+    parent = list(range(len(parts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, p in enumerate(parts):
+        for j in range(i + 1, len(parts)):
+            q = parts[j]
+            if root(i) == root(j):
+                continue
+            lo = np.maximum(p.vertices.min(0), q.vertices.min(0))
+            hi = np.minimum(p.vertices.max(0), q.vertices.max(0))
+            if np.all(lo < hi) and (_embedded(p, q) or _embedded(q, p)):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[str]] = {}
+    for i, p in enumerate(parts):
+        groups.setdefault(root(i), []).append(p.name)
+    return list(groups.values())
+
+
+def _closed_outward(v: np.ndarray, f: np.ndarray) -> tuple[bool, float]:
+    """(every edge shared by exactly two faces in opposite directions, signed volume)."""
+    _, weld = np.unique(np.round(v / 1e-7).astype(np.int64), axis=0, return_inverse=True)
+    ff = weld.reshape(-1)[f]
+    edges = np.concatenate([ff[:, [0, 1]], ff[:, [1, 2]], ff[:, [2, 0]]])
+    fwd = np.unique(edges, axis=0)
+    closed = len(fwd) == len(edges) and np.array_equal(fwd, np.unique(edges[:, ::-1], axis=0))
+    volume = np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6
+    return closed, float(volume)
+
+
+def _surface_points(mesh: TriMesh, n: int = 20000) -> np.ndarray:
+    """float64 (n, 3) area-weighted surface samples (a fixed-seed stream: deterministic)."""
+    tri = mesh.vertices[mesh.faces].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(tri), size=n, p=area / area.sum())
+    r1, r2 = rng.random((2, n, 1))
+    s = np.sqrt(r1)
+    return (1 - s) * tri[pick, 0] + s * (1 - r2) * tri[pick, 1] + s * r2 * tri[pick, 2]
+
+
+def _silhouette(points: np.ndarray, azimuth_deg: float, size: int = 48) -> np.ndarray:
+    """bool (size, size) orthographic silhouette of surface points (n, 3) in the unit sphere,
+    seen from `azimuth_deg` about +y; rows run downwards."""
+    a = math.radians(azimuth_deg)
+    x = points[:, 0] * math.cos(a) - points[:, 2] * math.sin(a)
+    ij = np.clip(((np.stack([-points[:, 1], x], 1) + 1) / 2 * size).astype(int), 0, size - 1)
+    img = np.zeros((size, size), bool)
+    img[ij[:, 0], ij[:, 1]] = True
+    return img
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+def test_same_identity_gives_the_same_mesh(source):
+    a = source.mesh("train", 7)
+    b = ParametricChairs(seed=0, dataset="chairs").mesh("train", 7)
+    for x, y in ((a.vertices, b.vertices), (a.faces, b.faces), (a.colors, b.colors)):
+        assert np.array_equal(x, y)
+
+
+def test_build_is_a_function_of_the_params(source):
+    p = source.sample_identity(np.random.default_rng(123))
+    assert p == source.sample_identity(np.random.default_rng(123))
+    a, b = source.build(p), source.build(p)
+    assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.colors, b.colors)
+    taller = source.build(dataclasses.replace(p, back_height=p.back_height + 0.2))
+    assert not np.array_equal(a.vertices, taller.vertices)
+
+
+def test_seed_dataset_and_split_change_the_identity():
+    base = ParametricChairs(0, "chairs").sample_identity(identity_rng(0, "chairs", "train", 3))
+    others = [
+        ParametricChairs(1, "chairs").sample_identity(identity_rng(1, "chairs", "train", 3)),
+        ParametricChairs(0, "chairs").sample_identity(identity_rng(0, "chairs", "test", 3)),
+        ParametricChairs(0, "other").sample_identity(identity_rng(0, "other", "train", 3)),
+    ]
+    assert all(o != base for o in others)
+
+
+def test_train_and_test_identities_are_disjoint(source):
+    train = [source.mesh("train", i) for i in range(40)]
+    test = [source.mesh("test", i) for i in range(40)]
+    keys = lambda ms: {m.vertices.tobytes() for m in ms}  # noqa: E731
+    assert len(keys(train)) == 40 and len(keys(test)) == 40  # no duplicates within a split
+    assert not keys(train) & keys(test)
+
+
+def test_every_family_and_style_appears(chairs):
+    seen = {name: set() for name in FAMILIES}
+    for p, _, _ in chairs:
+        for name in FAMILIES:
+            seen[name].add(getattr(p, name))
+    for name, options in FAMILIES.items():
+        assert seen[name] == set(options), f"{name}: missing {set(options) - seen[name]}"
+
+
+def test_meshes_are_well_formed(chairs):
+    for p, _, m in chairs:
+        v = m.vertices
+        assert np.isfinite(v).all() and np.isfinite(m.colors).all(), p
+        radius = np.linalg.norm(v, axis=1).max()
+        assert 0.999 <= radius <= 1.0 + 1e-5, p
+        assert ((m.colors >= 0) & (m.colors <= 1)).all(), p
+        assert 100 < len(m.faces) <= 20000, p
+        tri = v[m.faces].astype(np.float64)
+        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        assert area.min() > 0, p
+        w, h, d = v.max(0) - v.min(0)
+        assert 0.9 < h / w < 3.2 and 0.5 < d / w < 2.0, (p, w, h, d)
+        # left-right symmetric about x = 0
+        assert abs(v[:, 0].max() + v[:, 0].min()) < 1e-3, p
+
+
+def test_every_part_is_closed_and_outward(chairs):
+    for p, parts, _ in chairs:
+        for part in parts:
+            closed, volume = _closed_outward(part.vertices, part.faces)
+            assert closed and volume > 0, (part.name, p)
+
+
+def test_every_part_holds_on_to_the_chair(chairs):
+    for p, parts, _ in chairs:
+        groups = _groups(parts)
+        assert len(groups) == 1, (groups, p)
+
+
+def test_connectivity_check_sees_a_floating_part(chairs):
+    parts = chairs[0][1]
+    lifted = parts[-1]
+    moved = dataclasses.replace(lifted, vertices=lifted.vertices + np.array([0.0, 3.0, 0.0]))
+    assert len(_groups([*parts[:-1], moved])) == 2
+
+
+def test_chairs_stand_on_the_floor_facing_plus_z(chairs):
+    for p, parts, _ in chairs:
+        v = np.vstack([q.vertices for q in parts])
+        assert abs(v[:, 1].min()) < 1e-3, p  # floor at y = 0
+        feet = v[v[:, 1] < 0.01]
+        # floor contacts surround the seat's centre in both directions
+        assert feet[:, 0].min() < -0.1 < 0.1 < feet[:, 0].max(), p
+        assert feet[:, 2].min() < -0.05 < 0.05 < feet[:, 2].max(), p
+        seat = next(q for q in parts if q.name == "seat")
+        assert seat.vertices[:, 1].min() > 0.3, p
+        # the back rises behind the seat: the top tenth of the chair lies at -z
+        high = v[v[:, 1] > v[:, 1].max() - 0.1 * np.ptp(v[:, 1])]
+        assert high[:, 2].mean() < 0, p
+
+
+def test_meshes_render_to_a_solid_silhouette(chairs):
+    for p, _, m in chairs:
+        points, areas = _surface_points(m), []
+        for az in (0, 90, 180, 270):
+            img = _silhouette(points, az)
+            rows = np.nonzero(img)[0]
+            assert 0.04 < img.mean() < 0.6, (p, az, img.mean())
+            assert np.ptp(rows) > 0.5 * img.shape[0], (p, az)  # tall: legs to back top
+            areas.append(img.mean())
+        # front and side views differ: a 3-D object, not a card
+        assert abs(areas[0] - areas[1]) > 1e-3, p
+
+
+# ----------------------------------------------------------------------------- mesh folders
+
+
+def _tall_box() -> trimesh.Trimesh:
+    return trimesh.creation.box(extents=(0.2, 0.4, 1.0))  # tall along z, deep along y
+
+
+def _write_folder(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    red = _tall_box()
+    red.visual.vertex_colors = [255, 0, 0, 255]
+    red.export(root / "red.ply")
+    _tall_box().export(root / "plain.stl")
+    (root / "sub").mkdir(exist_ok=True)
+    trimesh.creation.cylinder(radius=0.1, height=1.0, sections=12).export(root / "sub" / "c.obj")
+    green = _tall_box()
+    green.visual = trimesh.visual.TextureVisuals(
+        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[0, 255, 0, 255]))
+    scene = trimesh.Scene()
+    scene.add_geometry(green, node_name="a")
+    far = trimesh.transformations.translation_matrix([3.0, 0.0, 0.0])
+    scene.add_geometry(_tall_box(), node_name="b", transform=far)
+    scene.export(root / "scene.glb")
+    (root / "notes.txt").write_text("not a mesh")
+    return root
+
+
+def _all_meshes(src: MeshFolderChairs) -> dict[str, TriMesh]:
+    return {
+        src.path(split, i).name: src.mesh(split, i)
+        for split in ("train", "test")
+        for i in range(src.num_identities(split))
+    }
+
+
+def _folder_seed(root: Path) -> int:
+    """A seed that leaves neither split of the folder empty (the split rule is a hash)."""
+    for seed in range(100):
+        try:
+            MeshFolderChairs(root, seed=seed, test_fraction=0.5)
+            return seed
+        except ValueError:
+            continue
+    raise AssertionError("no seed splits the folder")
+
+
+def test_folder_loads_every_format_recursively(tmp_path):
+    root = _write_folder(tmp_path / "meshes")
+    src = MeshFolderChairs(root, seed=_folder_seed(root), test_fraction=0.5, up_axis="z",
+                           front_axis="-y")
+    meshes = _all_meshes(src)
+    assert set(meshes) == {"red.ply", "plain.stl", "c.obj", "scene.glb"}
+    for m in meshes.values():
+        assert m.vertices.dtype == np.float32 and m.faces.dtype == np.int32
+        assert abs(np.linalg.norm(m.vertices, axis=1).max() - 1) < 1e-5
+        lo, hi = m.vertices.min(0), m.vertices.max(0)
+        assert np.allclose(lo + hi, 0, atol=1e-5)  # centred
+    assert np.allclose(meshes["red.ply"].colors, [1, 0, 0])
+    assert np.allclose(meshes["plain.stl"].colors, 0.6)
+    glb = meshes["scene.glb"]
+    greens = np.isclose(glb.colors, [0, 1, 0], atol=1e-3).all(1)
+    assert 0 < greens.sum() < len(glb.colors)  # one coloured box, one uncoloured
+    # the node transform moved the second box 3 m along x: the scene is wide in x
+    w, h, _ = glb.vertices.max(0) - glb.vertices.min(0)
+    assert w > 1.5 * h
+
+
+def test_material_and_texture_colours(tmp_path):
+    root = tmp_path / "coloured"
+    root.mkdir()
+    (root / "kd.mtl").write_text("newmtl blue\nKd 0.1 0.2 0.9\n")
+    (root / "kd.obj").write_text(
+        "mtllib kd.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nusemtl blue\n"
+        "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+    textured = trimesh.creation.box()
+    uv = np.random.default_rng(0).random((len(textured.vertices), 2))
+    image = Image.new("RGB", (4, 4), (200, 150, 0))
+    textured.visual = trimesh.visual.TextureVisuals(uv=uv, image=image)
+    textured.export(root / "tex.glb")
+    _tall_box().export(root / "plain.stl")
+    src = MeshFolderChairs(root, seed=_folder_seed(root), test_fraction=0.5)
+    meshes = _all_meshes(src)
+    assert np.allclose(meshes["kd.obj"].colors, [0.1, 0.2, 0.9], atol=0.01)
+    assert np.allclose(meshes["tex.glb"].colors, [200 / 255, 150 / 255, 0], atol=0.01)
+    assert np.allclose(meshes["plain.stl"].colors, 0.6)
+
+
+def test_axes_conversion_puts_the_up_axis_up(tmp_path):
+    root = tmp_path / "one"
+    root.mkdir()
+    _tall_box().export(root / "a.stl")
+    _tall_box().export(root / "b.stl")
+    _tall_box().export(root / "c.stl")
+    seed = _folder_seed(root)
+    z_up = MeshFolderChairs(root, seed=seed, test_fraction=0.5, up_axis="z", front_axis="-y")
+    ext = np.ptp(z_up.mesh("train", 0).vertices, axis=0)
+    # file extents (x, y, z) = (0.2, 0.4, 1.0): z is up, file y becomes depth
+    assert np.allclose(ext / ext[0], [1.0, 5.0, 2.0], rtol=1e-4)
+    y_up = MeshFolderChairs(root, seed=seed, test_fraction=0.5, up_axis="y", front_axis="+z")
+    ext = np.ptp(y_up.mesh("train", 0).vertices, axis=0)
+    assert np.allclose(ext / ext[0], [1.0, 2.0, 5.0], rtol=1e-4)
+
+
+def test_axes_rotation_is_proper_and_maps_front_to_plus_z():
+    for up in ("x", "y", "z", "-x", "-y", "-z"):
+        for front in ("+x", "+y", "+z", "-x", "-y", "-z"):
+            if up.strip("+-") == front.strip("+-"):
+                with pytest.raises(ValueError, match="perpendicular"):
+                    axes_rotation(up, front)
+                continue
+            r = axes_rotation(up, front)
+            assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
+            axis = lambda s: np.eye(3)["xyz".index(s[-1])] * (-1 if s[0] == "-" else 1)  # noqa: E731
+            assert np.allclose(r @ axis(up), [0, 1, 0])
+            assert np.allclose(r @ axis(front), [0, 0, 1])
+    with pytest.raises(ValueError, match="up_axis"):
+        axes_rotation("w", "+z")
+
+
+def test_split_is_stable_when_files_are_added(tmp_path):
+    root = tmp_path / "grow"
+    root.mkdir()
+    text = _tall_box().export(file_type="obj")
+    for i in range(30):
+        (root / f"chair{i:02d}.obj").write_text(text)
+
+    def membership(src: MeshFolderChairs) -> dict[str, str]:
+        return {src.path(s, i).name: s for s in ("train", "test")
+                for i in range(src.num_identities(s))}
+
+    before = membership(MeshFolderChairs(root, seed=3, test_fraction=0.3))
+    assert set(before.values()) == {"train", "test"}
+    for i in range(30, 60):
+        (root / f"chair{i:02d}.obj").write_text(text)
+    (root / "aaa_first.obj").write_text(text)  # sorts before all others
+    after = membership(MeshFolderChairs(root, seed=3, test_fraction=0.3))
+    assert len(after) == 61
+    assert all(after[name] == split for name, split in before.items())
+    reseeded = membership(MeshFolderChairs(root, seed=4, test_fraction=0.3))
+    assert reseeded != after  # the seed does pick the split
+    # identities follow sorted path order within each split
+    src = MeshFolderChairs(root, seed=3, test_fraction=0.3)
+    names = [src.path("train", i).name for i in range(src.num_identities("train"))]
+    assert names == sorted(names)
+
+
+def test_folder_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        MeshFolderChairs(tmp_path / "nowhere")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no meshes here")
+    with pytest.raises(ValueError, match=r"empty.*no mesh files"):
+        MeshFolderChairs(empty)
+
+    single = tmp_path / "single"
+    single.mkdir()
+    _tall_box().export(single / "only.stl")
+    with pytest.raises(ValueError, match=r"single.*split"):
+        MeshFolderChairs(single, test_fraction=0.5)
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.ply").write_bytes(b"ply\nformat nonsense\n\x00\x01")
+    (bad / "void.obj").write_text("# nothing\n")
+    for i in range(12):
+        _tall_box().export(bad / f"ok{i}.stl")
+    src = MeshFolderChairs(bad, seed=0, test_fraction=0.5)
+    broken = {src.path(s, i).name: (s, i) for s in ("train", "test")
+              for i in range(src.num_identities(s))}
+    for name in ("broken.ply", "void.obj"):
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+            src.mesh(*broken[name])
+    with pytest.raises(IndexError, match="holds"):
+        src.mesh("train", src.num_identities("train"))
+    with pytest.raises(ValueError, match="split"):
+        src.num_identities("validation")
+    with pytest.raises(ValueError, match="test_fraction"):
+        MeshFolderChairs(bad, test_fraction=1.0)
