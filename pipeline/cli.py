@@ -27,6 +27,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, FileNotFoundError, 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="dcign: %(message)s", stream=sys.stderr, force=True)
+    # Third-party chatter ("No OpenGL_accelerate module", dvclive's git hints) is not ours.
+    for name in ("OpenGL", "dvclive", "matplotlib", "h5py", "PIL"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +47,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def params_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                      help="Override one params key (dotted, value parsed as YAML); repeatable.")(fn)
+                      help="Override a params key (dotted, value parsed as YAML); repeatable.")(fn)
     fn = click.option("--params", "params_path", default="params.yaml", show_default=True,
                       type=click.Path(dir_okay=False), help="The params file.")(fn)
     return fn
@@ -135,6 +138,90 @@ def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind
     fit(params, dataset, Path(data_dir or f"data/{dataset}"),
         Path(out_dir or f"models/{dataset}-{model_kind}"), model_kind=model_kind, resume=resume,
         progress=progress)
+
+
+@main.command()
+@dataset_arg
+@params_options
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Shards folder with train/ and test/ (default data/DATASET).")
+@click.option("--models", "models_dir", type=click.Path(file_okay=False), default="models",
+              show_default=True, help="Holds DATASET-dcign/model.pt and DATASET-baseline/model.pt.")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), default=None,
+              help="Metrics JSON (default metrics/DATASET.json).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Calibration and plots folder (default eval/DATASET).")
+@user_errors
+def evaluate(dataset: str, params_path: str, overrides: tuple[str, ...], data_dir: str | None,
+             models_dir: str, metrics_path: str | None, out_dir: str | None) -> None:
+    """Score DC-IGN and the baseline on DATASET's test shards; write metrics and plots."""
+    from evaluate.stage import MODELS, evaluate_dataset
+
+    params = get_params(params_path, overrides)
+    ckpts = {m: Path(models_dir) / f"{dataset}-{m}" / "model.pt" for m in MODELS}
+    evaluate_dataset(params, dataset, Path(data_dir or f"data/{dataset}"), ckpts,
+                     Path(metrics_path or f"metrics/{dataset}.json"),
+                     Path(out_dir or f"eval/{dataset}"))
+
+
+@main.command()
+@click.option("--checkpoint", "ckpt", type=click.Path(dir_okay=False), required=True,
+              help="A trained model.pt.")
+@click.option("--image", "image", type=click.Path(dir_okay=False), required=True,
+              help="Any image file; converted as the training data was.")
+@click.option("--factor", required=True, help="Which factor to change, e.g. azimuth.")
+@click.option("--values", required=True, help="Comma-separated degrees, e.g. -60,-30,0,30,60.")
+@click.option("--out", "out_png", type=click.Path(dir_okay=False), required=True)
+@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+              help="From `dcign evaluate` (default eval/DATASET/calibration.json).")
+@user_errors
+def manipulate(ckpt: str, image: str, factor: str, values: str, out_png: str,
+               calibration: str | None) -> None:
+    """Re-render a single image at new factor values with a trained decoder."""
+    from evaluate.manipulate import manipulate as run
+    from evaluate.manipulate import parse_values
+
+    out = run(ckpt, image, factor, parse_values(values), out_png, calibration)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--metrics", "metrics_dir", type=click.Path(file_okay=False), default="metrics",
+              show_default=True)
+@click.option("--md", is_flag=True, help="Markdown, for a pull request.")
+@user_errors
+def report(metrics_dir: str, md: bool) -> None:
+    """Print every dataset's metrics, DC-IGN next to the baseline."""
+    from evaluate.report import format_table, load_all, rows
+
+    click.echo(format_table(rows(load_all(metrics_dir)), markdown=md))
+
+
+@main.command()
+@click.option("--base", required=True,
+              help="Base metrics: a git revision (reads its metrics/ folder) or a folder.")
+@click.option("--new", default="metrics", show_default=True,
+              help="New metrics: a folder or a git revision.")
+@click.option("--metrics-dir", default="metrics", show_default=True,
+              help="Where metrics live inside a git revision.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="Holds gate.tolerance.")
+@click.option("--out", "out_md", type=click.Path(dir_okay=False), default=None,
+              help="Also write the Markdown report here (e.g. for a PR comment).")
+@user_errors
+def gate(base: str, new: str, metrics_dir: str, params_path: str, out_md: str | None) -> None:
+    """Compare metrics with a base and exit 1 if any gated metric regressed."""
+    from evaluate.gate import compare, markdown, read_metrics
+    from pipeline.atomic import write_text
+
+    tolerance = load_params(params_path).gate.tolerance
+    rows = compare(read_metrics(base, metrics_dir), read_metrics(new, metrics_dir), tolerance)
+    text = markdown(rows, base, new)
+    click.echo(text)
+    if out_md:
+        write_text(out_md, text + "\n")
+    if any(r.failed for r in rows):
+        raise click.exceptions.Exit(1)
 
 
 if __name__ == "__main__":

@@ -321,9 +321,15 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Largest allowed regression per metric, for `dcign gate` (relative, 0.1 = 10%)."""
+    """Largest allowed regression per metric, for `dcign gate`: shell patterns on dotted metric
+    names (dataset.model.metric[.factor]) -> relative tolerance (0.1 = 10%)."""
 
     tolerance: dict[str, float] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        for pattern, tol in self.tolerance.items():
+            if tol < 0:
+                raise ParamsError(f"{key}.tolerance.{pattern}", f"expected >= 0, got {tol}")
 
 
 @dataclass(frozen=True)

@@ -211,15 +211,18 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
         n_run += 1
         if rank == 0:
             done = step == stop
-            if step % t.log_every == 0 or done:
+            log_now, eval_now = step % t.log_every == 0 or done, step % t.eval_every == 0 or (
+                step == t.steps)
+            if log_now or eval_now:
+                live.step = step  # dvclive's x axis is our step, also after a resume
+            if log_now:
                 live.log_metric("train/loss", running / n_run)
                 running, n_run = 0.0, 0
-            if step % t.eval_every == 0 or step == t.steps:
+            if eval_now:
                 test = evaluate(model, device)
                 for k, v in test.items():
                     live.log_metric(f"test/{k}", v)
-            if step % t.log_every == 0 or done or step % t.eval_every == 0:
-                live.step = step
+            if log_now or eval_now:
                 live.next_step()
             if step % t.checkpoint_every == 0 or (done and step < t.steps):
                 checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
@@ -240,11 +243,9 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
                             model_kind=model_kind, dataset=dataset, params=record, step=step,
                             optimizer=opt, extra={"test": test})
             (out_dir / LAST).unlink(missing_ok=True)
+            # Only deterministic values: this file is a DVC metric compared across commits.
             write_text(out_dir / "train.json", json.dumps({
-                "model": model_kind, "dataset": dataset, "steps": step,
-                "seconds_this_run": round(seconds, 2), "images_per_second": round(rate, 1),
-                "device": str(device), "world_size": world,
-                "test": {k: round(v, 6) for k, v in test.items()},
+                "steps": step, "test": {k: round(v, 6) for k, v in test.items()},
             }, indent=2) + "\n")
         live.end()
     if world > 1:

@@ -1,0 +1,110 @@
+"""`dcign manipulate`: the decoder used as a graphics engine on a user's own image.
+
+Encode the image, set one factor's latent to the calibrated value of each requested angle,
+decode. The calibration (degrees -> latent value) is the one `dcign evaluate` stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from evaluate.data import decode, encode
+from evaluate.stage import CALIBRATION, FactorLatent, load_calibration
+from pipeline.atomic import atomic_path
+from train import checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """Any image file -> uint8 (C, size, size), converted as the training data was: centre
+    square crop, resized with a Lanczos filter, grayscale (luma) or RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            img = im.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    arr = np.asarray(img.resize((size, size), Image.LANCZOS), dtype=np.uint8)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+def parse_values(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--values must be comma-separated degrees, e.g. -60,0,60; got {text!r}") from None
+    if not values:
+        raise ValueError("--values is empty: give comma-separated degrees, e.g. -60,0,60")
+    return values
+
+
+def find_calibration(ckpt_path: Path, ckpt: dict, calibration_path: Path | None) -> dict:
+    """The calibration entry of this checkpoint's model."""
+    path = calibration_path or Path("eval") / ckpt["dataset"] / CALIBRATION
+    cal = load_calibration(path)
+    models = cal.get("models", {})
+    for entry in models.values():
+        if Path(entry["checkpoint"]).resolve() == ckpt_path.resolve():
+            return entry["factors"]
+    if ckpt["model_kind"] in models:
+        log.warning("%s is not the checkpoint %s was made for; using its %s calibration",
+                    ckpt_path, path, ckpt["model_kind"])
+        return models[ckpt["model_kind"]]["factors"]
+    raise ValueError(f"{path}: no calibration for {ckpt_path} (run `dcign evaluate` on it)")
+
+
+def manipulate(checkpoint_path: str | Path, image_path: str | Path, factor: str,
+               values: list[float], out: str | Path,
+               calibration_path: str | Path | None = None) -> Path:
+    """Write a PNG: the input (converted), then the re-rendering at each value (degrees)."""
+    checkpoint_path = Path(checkpoint_path)
+    model, ckpt = checkpoint.load_model(checkpoint_path)
+    cfg = model.cfg
+    factors = find_calibration(checkpoint_path, ckpt,
+                               Path(calibration_path) if calibration_path else None)
+    if factor not in factors:
+        raise ValueError(f"unknown factor {factor!r} for this checkpoint "
+                         f"(it disentangles: {', '.join(factors)})")
+    fl = FactorLatent(**factors[factor])
+    outside = [v for v in values if not fl.lo <= v <= fl.hi]
+    if outside:
+        log.warning("values %s lie outside the trained %s range [%g, %g]: expect extrapolation",
+                    outside, factor, fl.lo, fl.hi)
+    image = load_image(image_path, cfg.image_size, cfg.channels)
+    import torch
+
+    device = torch.device("cpu")
+    code = encode(model, image[None], device)[0]
+    sweep = np.repeat(code[None], len(values), axis=0)
+    sweep[:, fl.latent] = fl.latent_value(np.array(values))
+    frames = (decode(model, sweep, device) * 255).round().astype(np.uint8)  # (V, C, H, W)
+    return _sheet(image, frames, factor, values, Path(out))
+
+
+def _sheet(image: np.ndarray, frames: np.ndarray, factor: str, values: list[float],
+           out: Path) -> Path:
+    s, pad, top = image.shape[-1], 4, 14
+    tiles = [image, *frames]
+    sheet = Image.new("RGB", (len(tiles) * (s + pad), s + top), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, t in enumerate(tiles):
+        arr = t[0] if t.shape[0] == 1 else t.transpose(1, 2, 0)
+        sheet.paste(Image.fromarray(arr).convert("RGB"), (i * (s + pad), top))
+        label = "input" if i == 0 else f"{factor} {values[i - 1]:g}°"
+        draw.text((i * (s + pad) + 2, 1), label, fill="black")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
+    return out
