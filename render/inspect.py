@@ -92,7 +92,8 @@ def contact_sheet(path: str | Path, out: str | Path, *, rows: int = 8, cols: int
         with open_shard(p) as (f, _info):
             images = f["images"][i, :cols]
             ident = f["identity"][i]
-        label = f"{kind}  id {ident[0]}" if len(set(ident)) == 1 else f"{kind}  {len(set(ident))} ids"
+        n_ids = len(set(ident.tolist()))
+        label = f"{kind}  id {ident[0]}" if n_ids == 1 else f"{kind}  {n_ids} ids"
         picked.append((label, images, kind))
     if not picked:
         raise ShardError(f"{path}: shards hold no minibatches")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes.util
 import math
 import os
+from collections import OrderedDict
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from render.backends import Backend
 from render.mesh import TriMesh
 from render.shading import shade, vertex_normals
 from render.views import View, camera_distance, camera_pose, light_direction_in_object, object_pose
+
+NORMALS_CACHE = 1024
 
 
 def choose_gl_platform() -> str:
@@ -55,7 +58,8 @@ class PyrenderBackend(Backend):
         self._scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 1.0], ambient_light=[0.0] * 3)
         self._camera_node = self._scene.add(self._camera)
         self._mesh_node = None
-        self._normals_for: tuple[int, np.ndarray] | None = None
+        # Normals per mesh object (the mesh is held too, so its id cannot be reused meanwhile).
+        self._normals: OrderedDict[int, tuple[TriMesh, np.ndarray]] = OrderedDict()
         try:
             self._renderer = pyrender.OffscreenRenderer(cfg.image_size, cfg.image_size)
         except Exception as e:  # PyOpenGL raises a zoo of types here
@@ -68,17 +72,22 @@ class PyrenderBackend(Backend):
     def version(self) -> str:
         return f"pyrender {self._pyrender.__version__} ({self.platform})"
 
-    def _normals(self, mesh: TriMesh) -> np.ndarray:
-        # Consecutive images usually show the same identity: reuse its normals.
-        if self._normals_for is None or self._normals_for[0] != id(mesh):
-            self._normals_for = (id(mesh), vertex_normals(mesh))
-            self._last_mesh = mesh  # keep it alive so id() stays unique
-        return self._normals_for[1]
+    def normals(self, mesh: TriMesh) -> np.ndarray:
+        """Vertex normals of `mesh`, computed once per mesh object."""
+        hit = self._normals.get(id(mesh))
+        if hit is not None and hit[0] is mesh:
+            self._normals.move_to_end(id(mesh))
+            return hit[1]
+        n = vertex_normals(mesh)
+        self._normals[id(mesh)] = (mesh, n)
+        if len(self._normals) > NORMALS_CACHE:
+            self._normals.popitem(last=False)
+        return n
 
     def render(self, mesh: TriMesh, view: View) -> np.ndarray:
         pr = self._pyrender
         light = self.cfg.light
-        colors = shade(mesh.colors, self._normals(mesh), light_direction_in_object(view),
+        colors = shade(mesh.colors, self.normals(mesh), light_direction_in_object(view),
                        diffuse=light.diffuse, ambient=light.ambient, channels=self.cfg.channels)
         rgba = np.concatenate([colors, np.ones((len(colors), 1), np.float32)], axis=1)
         prim = pr.Primitive(positions=mesh.vertices, indices=mesh.faces, color_0=rgba, mode=4)

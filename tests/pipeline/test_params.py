@@ -65,7 +65,7 @@ def test_bad_params_name_the_key(override, key, words):
 def test_missing_key_is_named(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text("render: {faces: {}}\n")
-    with pytest.raises(ParamsError, match="render.faces.identities': missing"):
+    with pytest.raises(ParamsError, match=r"render\.faces\.identities': missing"):
         load_params(p)
 
 

@@ -132,7 +132,7 @@ def test_ranges_are_respected_and_changing_them_changes_the_data(rendered, tmp_p
     d["render"]["faces"]["factors"]["azimuth"] = [20, 40]
     changed = build(Params, d)
     make_shards(changed, "faces", tmp_path, progress=False)
-    for arrays, info in _load(tmp_path):
+    for arrays, _ in _load(tmp_path):
         az = arrays.factors[..., FACTORS.index("azimuth")]
         assert az.min() >= 20 and az.max() <= 40
     for (a, _), (b, _) in zip(_load(out), _load(tmp_path), strict=True):
