@@ -97,6 +97,23 @@ def render(dataset: str, params_path: str, overrides: tuple[str, ...], out_dir: 
              s.out_dir)
 
 
+@main.command("import-chairs")
+@click.argument("src", type=click.Path())
+@params_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/chairs",
+              show_default=True, help="Shards go to OUT/{train,test}/.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@user_errors
+def import_chairs(src: str, params_path: str, overrides: tuple[str, ...], out_dir: str,
+                  progress: bool) -> None:
+    """Import the Aubry et al. rendered_chairs images (SRC/<chair>/renders/*.png) as shards."""
+    from render.aubry import import_chairs as run
+
+    s = run(get_params(params_path, overrides), src, out_dir, progress=progress)
+    log.info("import-chairs: %d shard(s) written, %d already current, %d images in %.1f s -> %s",
+             s.rendered, s.skipped, s.images, s.seconds, s.out_dir)
+
+
 @main.command()
 @click.argument("path", type=click.Path())
 @click.option("--out", "out_png", type=click.Path(dir_okay=False), default=None,

@@ -137,6 +137,19 @@ class FolderConfig:
                               f"expected 0 < x < 1, got {self.test_fraction}")
 
 
+@dataclass(frozen=True)
+class AubryConfig:
+    """How `dcign import-chairs` converts the Aubry et al. renders (white background)."""
+
+    background: Literal["keep", "black"] = "black"  # black: near-white -> 0, like our renders
+    white_threshold: int = 250  # background = pixels whose R, G and B are all >= this
+
+    def check(self, key: str) -> None:
+        if not 1 <= self.white_threshold <= 255:
+            raise ParamsError(f"{key}.white_threshold",
+                              f"expected 1..255, got {self.white_threshold}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DatasetConfig:
     """What a dataset renders: its identities, factor ranges and minibatch counts.
@@ -210,6 +223,7 @@ class FacesConfig(DatasetConfig):
 class ChairsConfig(DatasetConfig):
     source: Literal["parametric", "folder"] = "parametric"
     folder: FolderConfig = field(default_factory=FolderConfig)
+    aubry: AubryConfig = field(default_factory=AubryConfig)
 
     def check(self, key: str) -> None:
         super().check(key)

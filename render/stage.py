@@ -68,6 +68,7 @@ def render_params(params: Params, dataset: str) -> dict:
     if params.render.backend != "blender":
         common.pop("blender")
     ds = params_dict(params.render.dataset(dataset))
+    ds.pop("aubry", None)  # import-chairs settings do not change rendered chairs
     return {"seed": params.seed, "render": common, dataset: ds}
 
 

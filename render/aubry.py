@@ -1,0 +1,480 @@
+"""Import the Aubry et al. (CVPR 2014) "rendered_chairs" images into dcign shards.
+
+The release (rendered_chairs.tar, 86,366 images) is a folder
+ROOT/<chair>/renders/image_XXX_pYYY_tZZZ_rRRR.png: p = elevation and t = azimuth in whole
+degrees, XXX = view number, r = 096 throughout. It holds 1393 chairs x 31 azimuths x elevations
+20 and 30, 600x600 RGB on a white background; the paper used 1357 of them, grayscale and resized
+to 150x150. `import_chairs` writes the same shards as `dcign render chairs` (render.shards), with
+these choices:
+
+- Factors: azimuth and elevation are the file-name values, stored exactly; azimuth is moved by
+  a multiple of 360 into the params range when it lies outside (never with the default
+  [0, 360]). Views outside the params ranges are skipped. The light is fixed in the release and
+  unknown: light_azimuth is stored as 0.0, the root attribute ``unknown_factors`` says so, and
+  it may not be a disentangled factor.
+- Background: ``render.chairs.aubry.background: black`` (default) sets every pixel whose R, G and
+  B are all >= ``white_threshold`` to 0, at full resolution before resizing, so the images look
+  like our renders (black background). A global threshold rather than a flood fill from the
+  borders: chairs have many see-through gaps (slatted backs, between legs and stretchers) that
+  are enclosed by the chair and that a flood fill would leave white; the cost is that pure-white
+  chair parts turn black too. ``keep`` leaves the white background.
+- Pixels: alpha is composited over white, a non-square image is padded with white to a square,
+  then Rec. 709 luma of the encoded values (as render.shading does) or RGB, resized with
+  Lanczos in float32 and rounded to uint8.
+- Split: a chair is in test when sha256(f"{seed}:{folder name}") falls below
+  ``render.chairs.folder.test_fraction`` (the rule of render.chairs.MeshFolderChairs), so a
+  chair's split never depends on the other chairs. Identity i of a split is its i-th chair in
+  name order, capped at ``render.chairs.identities``; the root attribute ``identity_names`` (a
+  JSON list) maps ids back to folder names.
+- Batches (kinds and counts from params, order from render.batches.kind_sequence): a batch of a
+  view factor (azimuth, or elevation if disentangled) is one chair at one value of the other view
+  factor, with batch_size distinct values of its own factor drawn without replacement, among the
+  (chair, other value) groups that have that many views (an error if none has). An intrinsic
+  batch holds batch_size distinct chairs; disentangled view factors are drawn once and every
+  chair shows the view nearest to them (the same view whenever chairs share a view grid, as in
+  the release), while other_factors (elevation, by default) are drawn per image.
+
+Every draw comes from render.seeds.stream(seed, "aubry", split, batch index), so the same files
+and params give byte-identical images. Shards are written atomically and a re-run skips those
+whose fingerprint (params, schema, batch range, names and sizes of the split's source files)
+matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.atomic import remove_stale_temps
+from pipeline.config import ParamsError
+from pipeline.params import (
+    FACTORS,
+    INTRINSIC,
+    SPLITS,
+    ChairsConfig,
+    Params,
+    fingerprint,
+    params_dict,
+)
+from render.batches import kind_sequence
+from render.chairs import _split_of
+from render.seeds import stream
+from render.shading import LUMA
+from render.shards import (
+    SCHEMA_VERSION,
+    ShardArrays,
+    is_current,
+    list_shards,
+    shard_path,
+    write_shard,
+)
+from render.stage import RenderSummary, ShardTask, shard_tasks
+
+log = logging.getLogger(__name__)
+
+DATASET = "chairs"
+RENDERER = "aubry-import"
+PATTERN = "image_XXX_pYYY_tZZZ_rRRR.png"
+_NAME = re.compile(r"image_(\d+)_p(-?\d+)_t(-?\d+)_r(\d+)\.png")
+VIEW_FACTORS = ("azimuth", "elevation")  # what the file names give; light is fixed
+UNKNOWN_FACTORS = ("light_azimuth",)
+IMAGE_CACHE = 2048  # converted images kept per import (an image is reused by several batches)
+
+
+@dataclass(frozen=True)
+class AubryView:
+    """One image: its view in degrees, its file and the file's size in bytes."""
+
+    azimuth: float
+    elevation: float
+    path: Path
+    size: int
+
+    def value(self, factor: str) -> float:
+        return self.azimuth if factor == "azimuth" else self.elevation
+
+
+@dataclass(frozen=True)
+class AubryChair:
+    """A chair folder's name and its views, sorted by (elevation, azimuth)."""
+
+    name: str
+    views: tuple[AubryView, ...]
+
+
+@dataclass(frozen=True)
+class AubryIndex:
+    """Every chair of a rendered_chairs folder, sorted by name."""
+
+    root: Path
+    chairs: tuple[AubryChair, ...]
+
+    @property
+    def num_images(self) -> int:
+        return sum(len(c.views) for c in self.chairs)
+
+
+def _layout(root: Path) -> str:
+    return f"expected {root}/<chair>/renders/{PATTERN}, p = elevation, t = azimuth in degrees"
+
+
+def scan_aubry(path: str | Path) -> AubryIndex:
+    """Index a rendered_chairs folder; every file under <chair>/renders/ must match PATTERN.
+
+    Files directly in the root (the release's all_chair_names.mat) and names starting with "."
+    are ignored. Raises FileNotFoundError / NotADirectoryError for a missing root, ValueError for
+    a chair folder without renders/, a file that does not match, or two files of one view."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder ({_layout(root)})")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder ({_layout(root)})")
+    chairs, bad = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        renders = folder / "renders"
+        if not renders.is_dir():
+            raise ValueError(f"{folder}: no renders/ folder ({_layout(root)})")
+        views: dict[tuple[float, float], AubryView] = {}
+        for entry in sorted(os.scandir(renders), key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            m = _NAME.fullmatch(entry.name)
+            if m is None or not entry.is_file():
+                bad.append(entry.path)
+                continue
+            view = AubryView(azimuth=float(m[3]), elevation=float(m[2]), path=Path(entry.path),
+                             size=entry.stat().st_size)
+            key = (view.elevation, view.azimuth)
+            if key in views:
+                raise ValueError(f"{view.path}: the same view (p = {m[2]}, t = {m[3]}) as "
+                                 f"{views[key].path.name}; expected one image per view")
+            views[key] = view
+        if not views and not bad:
+            raise ValueError(f"{renders}: no images ({_layout(root)})")
+        chairs.append(AubryChair(folder.name, tuple(views[k] for k in sorted(views))))
+    if bad:
+        more = f" (and {len(bad) - 1} more such files)" if len(bad) > 1 else ""
+        raise ValueError(f"{bad[0]}: does not match {PATTERN}{more}; {_layout(root)}")
+    if not chairs:
+        raise ValueError(f"{root}: no chair folders ({_layout(root)})")
+    return AubryIndex(root, tuple(chairs))
+
+
+def split_chairs(index: AubryIndex, seed: int, test_fraction: float
+                 ) -> dict[str, tuple[AubryChair, ...]]:
+    """Every chair of each split, in name order (a hash of seed and name picks the split)."""
+    out: dict[str, list[AubryChair]] = {s: [] for s in SPLITS}
+    for chair in index.chairs:
+        out[_split_of(seed, chair.name, test_fraction)].append(chair)
+    return {s: tuple(c) for s, c in out.items()}
+
+
+# ----------------------------------------------------------------------------- pixels
+
+
+def _to_rgb(im):
+    """A PIL image as RGB, transparent pixels composited over the release's white."""
+    from PIL import Image
+
+    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def load_image(path: str | Path, *, image_size: int, channels: int, background: str,
+               white_threshold: int) -> np.ndarray:
+    """One release image as uint8 (channels, image_size, image_size); see the module docstring.
+
+    background: "black" (near-white pixels -> 0) or "keep". Raises ValueError naming the file
+    when it cannot be decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            a = np.asarray(_to_rgb(im), dtype=np.float32)  # (H, W, 3), 0..255
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error, ...
+        raise ValueError(f"{path}: unreadable image ({type(e).__name__}: {e}); expected a PNG "
+                         f"of the rendered_chairs release") from None
+    h, w = a.shape[:2]
+    if h != w:  # pad with the background so resizing keeps the aspect ratio
+        s = max(h, w)
+        square = np.full((s, s, 3), 255.0, dtype=np.float32)
+        square[(s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w] = a
+        a = square
+    if background == "black":
+        a[a.min(axis=2) >= white_threshold] = 0.0
+    elif background != "keep":
+        raise ValueError(f"background must be 'keep' or 'black', got {background!r}")
+    planes = [a @ LUMA] if channels == 1 else [a[..., c] for c in range(3)]
+    size = (image_size, image_size)
+    out = np.stack([
+        np.asarray(Image.fromarray(np.ascontiguousarray(p), "F").resize(
+            size, Image.Resampling.LANCZOS))
+        for p in planes
+    ])
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)  # (C, H, W)
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class ImportBatch:
+    """One planned minibatch: kind, identity int64 (B,), factors float32 (B, len(FACTORS)) in
+    degrees (FACTORS order) and the file of each image."""
+
+    kind: str
+    identity: np.ndarray
+    factors: np.ndarray
+    paths: tuple[Path, ...]
+
+
+def _wrap(value: float, lo: float, hi: float) -> float | None:
+    """value, or value -+ 360, inside [lo, hi] (the value itself first); None if none is."""
+    for v in (value, value - 360.0, value + 360.0):
+        if lo <= v <= hi:
+            return v
+    return None
+
+
+def _views_in_range(chair: AubryChair, ds: ChairsConfig) -> tuple[AubryView, ...]:
+    az_lo, az_hi = ds.factor_range("azimuth")
+    el_lo, el_hi = ds.factor_range("elevation")
+    out = []
+    for v in chair.views:
+        az = _wrap(v.azimuth, az_lo, az_hi)
+        if az is not None and el_lo <= v.elevation <= el_hi:
+            out.append(AubryView(az, v.elevation, v.path, v.size))
+    return tuple(out)
+
+
+def _distance(factor: str, a: float, b: float) -> float:
+    d = abs(a - b)
+    return min(d % 360.0, 360.0 - d % 360.0) if factor == "azimuth" else d
+
+
+class SplitPlanner:
+    """The chairs of one split that the shards use (identity i = chairs[i]) with their views
+    inside the params ranges, and seeded minibatch plans drawn from them."""
+
+    def __init__(self, chairs: Sequence[AubryChair], ds: ChairsConfig, *, seed: int,
+                 split: str, batch_size: int) -> None:
+        self.ds, self.seed, self.split, self.batch_size = ds, seed, split, batch_size
+        in_range = [(c, _views_in_range(c, ds)) for c in chairs]
+        dropped = sum(1 for _, v in in_range if not v)
+        if dropped:
+            log.warning("%d %s chairs have no view inside the params ranges; skipped",
+                        dropped, split)
+        kept = [(c, v) for c, v in in_range if v][: ds.identities.get(split)]
+        if len(kept) < batch_size:
+            raise ValueError(
+                f"the {split!r} split has {len(kept)} usable chairs, fewer than "
+                f"render.batch_size={batch_size} that an intrinsic batch needs (distinct chairs); "
+                f"add chairs, lower render.batch_size or change "
+                f"render.chairs.folder.test_fraction")
+        self.chairs = tuple(c for c, _ in kept)
+        self.views = tuple(v for _, v in kept)
+        self._groups = {k: self._group(k) for k in ds.factors if k in VIEW_FACTORS}
+        self._values = {f: sorted({v.value(f) for vs in self.views for v in vs})
+                        for f in VIEW_FACTORS}
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.chairs]
+
+    def digest(self) -> str:
+        """What the split's images are made from: folder and file names and file sizes."""
+        h = hashlib.sha256()
+        for chair, views in zip(self.chairs, self.views):
+            for v in views:
+                h.update(f"{chair.name}/{v.path.name}:{v.size}\n".encode())
+        return h.hexdigest()[:16]
+
+    def _group(self, kind: str) -> list[tuple[int, tuple[AubryView, ...]]]:
+        """(identity, views) per chair and value of the other view factor, keeping the groups
+        with at least batch_size views (each a distinct value of `kind`)."""
+        other = VIEW_FACTORS[1 - VIEW_FACTORS.index(kind)]
+        groups, most = [], 0
+        for i, views in enumerate(self.views):
+            for value in sorted({v.value(other) for v in views}):
+                g = tuple(v for v in views if v.value(other) == value)
+                most = max(most, len(g))
+                if len(g) >= self.batch_size:
+                    groups.append((i, g))
+        if not groups:
+            raise ValueError(
+                f"no {self.split!r} chair has render.batch_size={self.batch_size} distinct "
+                f"{kind} values at one {other} (at most {most}); a {kind} batch needs that many; "
+                f"lower render.batch_size or move {kind} to render.chairs.other_factors")
+        return groups
+
+    def plan(self, kind: str, rng: np.random.Generator) -> ImportBatch:
+        if kind == INTRINSIC:
+            ids = rng.choice(len(self.chairs), size=self.batch_size, replace=False)
+            views = self._intrinsic_views(ids, rng)
+        else:
+            ident, group = self._groups[kind][int(rng.integers(len(self._groups[kind])))]
+            pick = rng.choice(len(group), size=self.batch_size, replace=False)
+            ids = np.full(self.batch_size, ident)
+            views = [group[j] for j in pick]
+        factors = np.zeros((self.batch_size, len(FACTORS)), dtype=np.float32)  # light: 0.0
+        for j, name in enumerate(FACTORS):
+            if name in VIEW_FACTORS:
+                factors[:, j] = [v.value(name) for v in views]
+        return ImportBatch(kind, ids.astype(np.int64), factors, tuple(v.path for v in views))
+
+    def _intrinsic_views(self, ids: np.ndarray, rng: np.random.Generator) -> list[AubryView]:
+        # Disentangled view factors are held: one target, each chair's nearest view. Others
+        # belong to the intrinsic code and are drawn per image (render.batches' rule).
+        held = [f for f in VIEW_FACTORS if f in self.ds.factors]
+        target = {f: self._values[f][int(rng.integers(len(self._values[f])))] for f in held}
+        out = []
+        for i in ids:
+            cand = self.views[int(i)]
+            for f in VIEW_FACTORS:
+                if f not in held:
+                    values = sorted({v.value(f) for v in cand})
+                    value = values[int(rng.integers(len(values)))]
+                    cand = tuple(v for v in cand if v.value(f) == value)
+            out.append(min(cand, key=lambda v: sum(_distance(f, v.value(f), target[f])
+                                                   for f in held)))
+        return out
+
+    def plans(self, start: int, stop: int) -> list[ImportBatch]:
+        """Plans of minibatches [start, stop) of the split."""
+        kinds = kind_sequence(self.ds, self.seed, DATASET, self.split)
+        return [self.plan(kinds[i], stream(self.seed, "aubry", self.split, i))
+                for i in range(start, stop)]
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def import_params(params: Params) -> dict:
+    """The part of params that determines the imported shards (recorded in each shard)."""
+    r, ds = params.render, params.render.chairs
+    return {
+        "seed": params.seed,
+        "source": RENDERER,
+        "render": {k: getattr(r, k) for k in ("image_size", "channels", "batch_size",
+                                              "batches_per_shard")},
+        DATASET: {
+            "factors": params_dict(ds.factors), "other_factors": params_dict(ds.other_factors),
+            "identities": params_dict(ds.identities), "batches": params_dict(ds.batches),
+            "test_fraction": ds.folder.test_fraction, "aubry": params_dict(ds.aubry),
+        },
+    }
+
+
+def _check_params(ds: ChairsConfig) -> None:
+    for name in UNKNOWN_FACTORS:
+        if name in ds.factors:
+            raise ParamsError(f"render.chairs.factors.{name}",
+                              "the Aubry renders share one fixed, unknown light, so it cannot be "
+                              "disentangled; move it to render.chairs.other_factors")
+
+
+def _software() -> dict[str, str]:
+    out = {}
+    for pkg in ("dcign", "numpy", "h5py", "pillow"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def _write_task(params: Params, planner: SplitPlanner, task: ShardTask, out_dir: Path,
+                fp: str, record: dict, load: Callable[[Path], np.ndarray],
+                on_batch: Callable[[int], None]) -> None:
+    plans = planner.plans(task.start, task.stop)
+    images = []
+    for p in plans:
+        images.append(np.stack([load(path) for path in p.paths]))  # (B, C, H, W)
+        on_batch(len(p.paths))
+    ds, r = params.render.chairs, params.render
+    arrays = ShardArrays(
+        images=np.stack(images),
+        factors=np.stack([p.factors for p in plans]),
+        identity=np.stack([p.identity for p in plans]),
+        kind=np.array([ds.kinds.index(p.kind) for p in plans], dtype=np.uint8),
+    )
+    write_shard(shard_path(out_dir / task.split, task.index), arrays, factor_names=FACTORS,
+                kind_names=ds.kinds, attrs={
+        "dataset": DATASET, "split": task.split, "renderer": RENDERER,
+        "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
+        "seed": params.seed, "latent_factors": list(ds.factors), "params": record,
+        "software": _software(), "fingerprint": fp, "shard_index": task.index,
+        "first_batch": task.start, "identity_names": json.dumps(planner.names),
+        "unknown_factors": json.dumps(list(UNKNOWN_FACTORS)),
+    })
+
+
+def import_chairs(params: Params, src: str | Path, out_dir: str | Path, *,
+                  progress: bool = True) -> RenderSummary:
+    """Convert the rendered_chairs folder `src` into out_dir/{train,test}/shard-NNNNN.h5.
+
+    Uses params.render (image_size, channels, batch_size, batches_per_shard), params.seed and
+    params.render.chairs (factors, other_factors, identities, batches, folder.test_fraction,
+    aubry). Complete shards with a matching fingerprint are skipped, others (re)written,
+    shards beyond the plan removed."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    ds, r = params.render.chairs, params.render
+    _check_params(ds)
+    out_dir = Path(out_dir)
+    chairs = split_chairs(scan_aubry(src), params.seed, ds.folder.test_fraction)
+    planners = {s: SplitPlanner(chairs[s], ds, seed=params.seed, split=s,
+                                batch_size=r.batch_size) for s in SPLITS}
+    record = import_params(params)
+    digests = {s: planners[s].digest() for s in SPLITS}
+    tasks = shard_tasks(params, DATASET)
+    for split in SPLITS:
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir / split)
+        keep = {shard_path(out_dir / split, t.index) for t in tasks if t.split == split}
+        for p in list_shards(out_dir / split):
+            if p not in keep:
+                p.unlink()
+
+    todo, skipped = [], 0
+    for t in tasks:
+        fp = fingerprint({"params": record, "schema": SCHEMA_VERSION, "task": t.__dict__,
+                          "source": digests[t.split]})
+        if is_current(shard_path(out_dir / t.split, t.index), fp):
+            skipped += 1
+        else:
+            todo.append((t, fp))
+    total = sum((t.stop - t.start) * r.batch_size for t, _ in todo)
+    log.info("import-chairs %s: %s chairs, %d shards to write, %d up to date, %d images",
+             src, "/".join(str(len(planners[s].chairs)) for s in SPLITS), len(todo), skipped,
+             total)
+    a = ds.aubry
+    load = lru_cache(maxsize=IMAGE_CACHE)(partial(
+        load_image, image_size=r.image_size, channels=r.channels, background=a.background,
+        white_threshold=a.white_threshold))
+    with tqdm(total=total, unit="img", desc="import-chairs", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for t, fp in todo:
+            _write_task(params, planners[t.split], t, out_dir, fp, record, load, bar.update)
+    return RenderSummary(len(todo), skipped, total, time.perf_counter() - t0, out_dir)
+
+
+__all__ = [
+    "PATTERN", "AubryChair", "AubryIndex", "AubryView", "ImportBatch", "SplitPlanner",
+    "import_chairs", "import_params", "load_image", "scan_aubry", "split_chairs",
+]
