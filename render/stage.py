@@ -173,15 +173,22 @@ class ShardRenderer:
 
 _worker: ShardRenderer | None = None
 _progress: mp.Queue | None = None
+_init_error: str | None = None
 
 
 def _init_worker(params: Params, dataset: str, progress: mp.Queue) -> None:
-    global _worker, _progress
-    _worker, _progress = ShardRenderer(params, dataset), progress
+    global _worker, _progress, _init_error
+    _progress = progress
+    try:
+        _worker = ShardRenderer(params, dataset)
+    except Exception as e:  # an initializer that raises makes Pool respawn workers forever
+        _init_error = f"{type(e).__name__}: {e}"
 
 
 def _run_task(args: tuple[ShardTask, Path]) -> str:
     task, out_dir = args
+    if _init_error is not None:
+        raise RuntimeError(f"render worker could not start: {_init_error}")
     assert _worker is not None and _progress is not None
     return str(_worker.render_task(task, out_dir, on_batch=_progress.put))
 
