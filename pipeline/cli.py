@@ -68,6 +68,25 @@ def main(verbose: bool) -> None:
     setup_logging(verbose)
 
 
+@main.command("params")
+@params_options
+@click.option("--write", "write_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the resolved params here (atomically) instead of printing them.")
+@user_errors
+def params_cmd(params_path: str, overrides: tuple[str, ...], write_path: str | None) -> None:
+    """Validate params (with --set overrides) and print or write the resolved YAML."""
+    import yaml
+
+    from pipeline.atomic import write_text
+    from pipeline.params import params_dict
+
+    text = yaml.safe_dump(params_dict(get_params(params_path, overrides)), sort_keys=False)
+    if write_path:
+        write_text(write_path, text)
+    else:
+        click.echo(text, nl=False)
+
+
 @main.command()
 @dataset_arg
 @params_options
