@@ -132,6 +132,9 @@ class FolderConfig:
     test_fraction: float = 0.1
 
     def check(self, key: str) -> None:
+        if self.front_axis[1] == self.up_axis:
+            raise ParamsError(f"{key}.front_axis", f"{self.front_axis!r} is not perpendicular to "
+                              f"up_axis {self.up_axis!r} (z-up meshes usually face -y)")
         if not 0.0 < self.test_fraction < 1.0:
             raise ParamsError(f"{key}.test_fraction",
                               f"expected 0 < x < 1, got {self.test_fraction}")

@@ -52,6 +52,8 @@ def test_override_changes_a_value():
         ("seed=-1", "seed", "non-negative"),
         ("render.nosuch.deep=1", "render.nosuch", "no such section"),
         ("render.faces.source=bfm", "render.faces.bfm.path", "no .h5 path"),
+        ("render.chairs.folder.up_axis=z", "render.chairs.folder.front_axis",
+         "not perpendicular"),
     ],
 )
 def test_bad_params_name_the_key(override, key, words):
