@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -254,13 +253,3 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
              step, t.steps, rate, test["loss"], path)
     return FitResult(step, seconds, rate, float(test["loss"]), path)
 
-
-def encode_batches(model: DCIGN, images: np.ndarray, device: torch.device,
-                   chunk: int = 256) -> np.ndarray:
-    """mu of uint8 images (N, C, H, W) -> float32 (N, D), in chunks."""
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), chunk):
-            x = torch.from_numpy(images[i:i + chunk]).to(device).float().div_(255)
-            out.append(model.encode(x)[0].float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.cfg.latent_dim), np.float32)
