@@ -9,6 +9,9 @@ memory does not grow with the dataset: only the indices (a few bytes per minibat
 
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +89,16 @@ class MinibatchStream(Dataset):
     factors float32 (B, F) degrees, identity int64 (B,), item int64 scalar).
     """
 
+    # Open handles kept per process; each holds HDF5's chunk cache, so an unbounded set would
+    # grow with the number of shards.
+    MAX_OPEN = 16
+
     def __init__(self, index: SplitIndex, seed: int, mix: dict[str, float] | None = None) -> None:
         self.index, self.seed = index, int(seed)
         self.weights = kind_weights(index, mix)
-        self._files: dict[int, h5py.File] = {}  # opened lazily: one handle per file per worker
+        # Opened lazily, one handle per file per process, least recently used closed first.
+        self._files: OrderedDict[int, h5py.File] = OrderedDict()
+        self._pid = os.getpid()
 
     def __len__(self) -> int:  # the stream is unbounded; samplers choose the items
         return 2**62
@@ -103,9 +112,18 @@ class MinibatchStream(Dataset):
         return k, int(fi), int(row)
 
     def read(self, fi: int, row: int) -> dict[str, np.ndarray]:
+        """The stored minibatch at (file index, row), as numpy arrays."""
+        if self._pid != os.getpid():
+            # A forked loader worker inherited the parent's handles; HDF5 handles must not be
+            # shared across processes, so drop them (unclosed: they belong to the parent).
+            self._files, self._pid = OrderedDict(), os.getpid()
         f = self._files.get(fi)
         if f is None:
             f = self._files[fi] = h5py.File(self.index.files[fi], "r")
+            if len(self._files) > self.MAX_OPEN:
+                self._files.popitem(last=False)[1].close()
+        else:
+            self._files.move_to_end(fi)
         return {"images": f["images"][row], "factors": f["factors"][row],
                 "identity": f["identity"][row]}
 
@@ -119,8 +137,12 @@ class MinibatchStream(Dataset):
     def __getstate__(self) -> dict:
         # Worker processes open their own handles; h5py handles must not cross processes.
         state = self.__dict__.copy()
-        state["_files"] = {}
+        state["_files"] = OrderedDict()
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
 
     def close(self) -> None:
         for f in self._files.values():
@@ -134,7 +156,7 @@ class StepItems(Sampler[list[int]]):
     def __init__(self, start: int, stop: int, group: int, rank: int = 0, world: int = 1) -> None:
         self.start, self.stop, self.group, self.rank, self.world = start, stop, group, rank, world
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         for s in range(self.start, self.stop):
             base = (s * self.world + self.rank) * self.group
             yield list(range(base, base + self.group))

@@ -79,12 +79,43 @@ def model_config(params: Params, index: SplitIndex) -> ModelConfig:
                        dec_channels=t.dec_channels)
 
 
-def _dist_setup() -> tuple[int, int]:
-    """(rank, world size); initialises torch.distributed when launched by torchrun."""
+def _dist_setup() -> tuple[int, int, bool]:
+    """(rank, world size, whether we created the process group); initialises torch.distributed
+    when launched by torchrun (or anything else that sets WORLD_SIZE, RANK and MASTER_*)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    created = False
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        created = True
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), created
+    return 0, 1, created
+
+
+# Train params that change how a run is carried out but not what it computes: a resume may
+# change them (e.g. more steps to extend a finished run, more loader workers on a new machine).
+RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "loader_workers", "threads")
+
+
+def _resumable(saved: dict, now: dict) -> bool:
+    def core(record: dict) -> dict:
+        train = {k: v for k, v in record["train"].items() if k not in RESUME_MAY_CHANGE}
+        return {**record, "train": train}
+
+    return core(saved) == core(now)
+
+
+def _truncate_curves(live_dir: Path, step: int) -> None:
+    """Drop curve rows logged after `step`: a run killed after its last checkpoint logged
+    points that the resumed run will log again."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        lines = tsv.read_text().splitlines()
+        if not lines:
+            continue
+        col = lines[0].split("\t").index("step")
+        keep = [lines[0]] + [ln for ln in lines[1:] if int(ln.split("\t")[col]) <= step]
+        if len(keep) < len(lines):
+            write_text(tsv, "\n".join(keep) + "\n")
 
 
 class Evaluator:
@@ -102,14 +133,21 @@ class Evaluator:
     def __call__(self, model: DCIGN, device: torch.device) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        x = self.images.flatten(0, 1).to(device).float().div_(255)  # (n*B, C, H, W)
-        out = model(x)
-        loss = vae_loss(out.logits, x, out.mu, out.logvar)
-        n = x.shape[0]
-        mse = torch.mean((torch.sigmoid(out.logits.float()) - x) ** 2).item()
+        total = recon = kl = sq = 0.0
+        n = pixels = 0
+        # One minibatch at a time: the decoder's activations for all of them at once would take
+        # gigabytes at 150 px.
+        for images in self.images:
+            x = images.to(device).float().div_(255)  # (B, C, H, W)
+            out = model(x)
+            loss = vae_loss(out.logits, x, out.mu, out.logvar)
+            total += loss.total.item()
+            recon += loss.recon.item()
+            kl += loss.kl.item()
+            sq += torch.sum((torch.sigmoid(out.logits.float()) - x) ** 2).item()
+            n, pixels = n + x.shape[0], pixels + x.numel()
         model.train(was_training)
-        return {"loss": loss.total.item() / n, "recon": loss.recon.item() / n,
-                "kl": loss.kl.item() / n, "mse": mse}
+        return {"loss": total / n, "recon": recon / n, "kl": kl / n, "mse": sq / pixels}
 
 
 def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path, *,
@@ -117,16 +155,29 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
         stop_after: int | None = None) -> FitResult:
     """Train and write out_dir/model.pt (+ dvclive curves in out_dir/live, out_dir/train.json).
 
-    resume: continue from out_dir/last.pt (or a finished model.pt) if present; the result equals
-    an uninterrupted run. stop_after: return after this many steps in this call, leaving last.pt
+    resume: continue from out_dir/last.pt (or a finished model.pt) if present; the weights and
+    curves equal an uninterrupted run's. Only the keys in RESUME_MAY_CHANGE may differ from the
+    checkpoint's params. stop_after: return after this many steps in this call, leaving last.pt
     (a deliberate interruption, for tests and time-boxed jobs).
     """
-    from tqdm import tqdm
-
     if model_kind not in MODELS:
         raise ValueError(f"--model must be one of {MODELS}, got {model_kind!r}")
-    t, data_dir, out_dir = params.train, Path(data_dir), Path(out_dir)
-    rank, world = _dist_setup()
+    rank, world, created = _dist_setup()
+    try:
+        return _fit(params, dataset, Path(data_dir), Path(out_dir), model_kind=model_kind,
+                    resume=resume, progress=progress, stop_after=stop_after, rank=rank,
+                    world=world)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_kind: str,
+         resume: bool, progress: bool, stop_after: int | None, rank: int,
+         world: int) -> FitResult:
+    from tqdm import tqdm
+
+    t = params.train
     device = choose_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -145,17 +196,26 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=t.betas)
-    start = 0
+    start, running, n_run = 0, 0.0, 0
     resume_from = next((p for p in (out_dir / LAST, out_dir / FINAL) if p.is_file()), None)
     if resume and resume_from is not None:
         _, ckpt = checkpoint.load_model(resume_from, expect=cfg)
-        if ckpt["params"] != record or ckpt["model_kind"] != model_kind:
+        if not _resumable(ckpt["params"], record) or ckpt["model_kind"] != model_kind:
             raise ValueError(f"{resume_from}: made with different train params or model; "
                              f"cannot resume (delete it or run without --resume)")
+        start = int(ckpt["step"])
+        if start > t.steps:
+            raise ValueError(f"{resume_from}: is at step {start}, beyond train.steps={t.steps}")
+        if start == t.steps:  # finished already: rewriting it would only lose its test metrics
+            log.info("train %s-%s: %s is already at step %d", dataset, model_kind, resume_from,
+                     start)
+            test_loss = ckpt["extra"].get("test", {}).get("loss", float("nan"))
+            return FitResult(start, 0.0, 0.0, float(test_loss), resume_from)
         model.load_state_dict(ckpt["model_state"])
         opt.load_state_dict(ckpt["optimizer_state"])
         checkpoint.set_rng_state(ckpt["rng"])
-        start = int(ckpt["step"])
+        # The partly summed curve window, so the resumed curve equals the uninterrupted one.
+        running, n_run = ckpt["extra"].get("running", (0.0, 0))
         log.info("resuming %s-%s from %s at step %d", dataset, model_kind, resume_from, start)
     elif not resume and rank == 0:
         for p in (out_dir / LAST, out_dir / FINAL):
@@ -175,19 +235,21 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     train_ds = MinibatchStream(train_idx, params.seed, t.kind_mix)
     loader = make_loader(train_ds, start=start, stop=stop, group=t.minibatches_per_step,
                          rank=rank, world=world, workers=t.loader_workers, pin_memory=cuda)
-    evaluate = Evaluator(test_idx, t.eval_batches)
-    live = None
+    evaluate, live = None, None
     if rank == 0:
         from dvclive import Live
 
+        evaluate = Evaluator(test_idx, t.eval_batches)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if start > 0:
+            _truncate_curves(out_dir / "live", start)
         live = Live(dir=str(out_dir / "live"), resume=start > 0, save_dvc_exp=False,
                     dvcyaml=None, report=None)
     per_step = t.minibatches_per_step * train_idx.batch_size
     bar = tqdm(total=t.steps, initial=start, unit="step", desc=f"train {dataset}-{model_kind}",
                disable=not progress or rank != 0, dynamic_ncols=True)
     model.train()
-    t0, running, n_run, step, test = time.perf_counter(), 0.0, 0, start, {"loss": float("nan")}
+    t0, step, test = time.perf_counter(), start, {"loss": float("nan")}
     for batch in loader:
         x = batch["images"].to(device, non_blocking=True).flatten(0, 1)  # (G*B, C, H, W)
         x = x.float().div_(255)
@@ -206,30 +268,41 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
         (loss.total * world).backward()  # DDP averages; * world makes it the summed loss
         opt.step()
         step += 1
-        running += loss.total.item() / x.shape[0]
+        per_image = loss.total.item() / x.shape[0]
+        running += per_image
         n_run += 1
+        # Curve points fall on multiples of log_every (and the last step) whether or not the run
+        # was interrupted, so a resumed run's curve is the uninterrupted one.
+        log_now = step % t.log_every == 0 or step == t.steps
+        eval_now = step % t.eval_every == 0 or step == t.steps
+        mean = float("nan")
+        if log_now:
+            mean = running / n_run
+            if world > 1:  # the curve is over every rank's minibatches, as with one process
+                m = torch.tensor([mean], dtype=torch.float64, device=device)
+                dist.all_reduce(m)
+                mean = m.item() / world
+            running, n_run = 0.0, 0
         if rank == 0:
-            done = step == stop
-            log_now, eval_now = step % t.log_every == 0 or done, step % t.eval_every == 0 or (
-                step == t.steps)
+            assert live is not None and evaluate is not None
             if log_now or eval_now:
-                live.step = step  # dvclive's x axis is our step, also after a resume
+                live.step = step  # before log_metric: dvclive stamps each point with live.step
             if log_now:
-                live.log_metric("train/loss", running / n_run)
-                running, n_run = 0.0, 0
+                live.log_metric("train/loss", mean)
             if eval_now:
                 test = evaluate(model, device)
                 for k, v in test.items():
                     live.log_metric(f"test/{k}", v)
             if log_now or eval_now:
-                live.next_step()
-            if step % t.checkpoint_every == 0 or (done and step < t.steps):
+                live.next_step()  # writes the summary; live.step is set again before each use
+            if step % t.checkpoint_every == 0 or (step == stop and step < t.steps):
                 checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
                                 model_kind=model_kind, dataset=dataset, params=record,
-                                step=step, optimizer=opt)
+                                step=step, optimizer=opt, extra={"running": (running, n_run)})
             elapsed = time.perf_counter() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.total.item() / x.shape[0]:.1f}",
+            # refresh=False: tqdm redraws at its own pace instead of on every step.
+            bar.set_postfix(loss=f"{per_image:.1f}", refresh=False,
                             img_s=f"{(step - start) * per_step * world / max(elapsed, 1e-9):.0f}")
     bar.close()
     train_ds.close()
@@ -237,6 +310,7 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     rate = (step - start) * per_step * world / max(seconds, 1e-9)
     path = out_dir / (FINAL if step == t.steps else LAST)
     if rank == 0:
+        assert live is not None
         if step == t.steps:
             checkpoint.save(out_dir / FINAL, model=model, cfg=cfg, assignment=assignment,
                             model_kind=model_kind, dataset=dataset, params=record, step=step,
@@ -252,4 +326,3 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     log.info("train %s-%s: step %d/%d, %.1f images/s, test loss %.2f -> %s", dataset, model_kind,
              step, t.steps, rate, test["loss"], path)
     return FitResult(step, seconds, rate, float(test["loss"]), path)
-
