@@ -279,7 +279,7 @@ class RenderConfig:
 class TrainConfig:
     """Model shape and optimisation; paper values in comments."""
 
-    steps: int = 1000
+    steps: int | dict[str, int] = 1000  # one count, or one per dataset: {faces: N, chairs: M}
     latent_dim: int = 200  # paper: 200
     enc_channels: tuple[int, int, int] = (96, 48, 24)  # paper: 96, 48, 24
     dec_channels: tuple[int, int, int] = (48, 96, 96)  # paper: 48, 96, 96
@@ -298,8 +298,22 @@ class TrainConfig:
     compile: bool = False
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
+    def steps_for(self, dataset: str) -> int:
+        """Training steps for `dataset` (train.steps, or its per-dataset entry)."""
+        if not isinstance(self.steps, dict):
+            return self.steps
+        if dataset not in self.steps:
+            raise ParamsError(f"train.steps.{dataset}",
+                              f"missing: train.steps lists only {sorted(self.steps)}")
+        return self.steps[dataset]
+
     def check(self, key: str) -> None:
-        for name in ("steps", "latent_dim", "minibatches_per_step", "log_every", "eval_every",
+        steps = self.steps if isinstance(self.steps, dict) else {"": self.steps}
+        for ds, n in steps.items():
+            if ds and ds not in DATASETS:
+                raise ParamsError(f"{key}.steps.{ds}", f"unknown dataset (expected {DATASETS})")
+            _positive(f"{key}.steps" + (f".{ds}" if ds else ""), n)
+        for name in ("latent_dim", "minibatches_per_step", "log_every", "eval_every",
                      "eval_batches", "checkpoint_every", "lr"):
             _positive(f"{key}.{name}", getattr(self, name))
         for name in ("enc_channels", "dec_channels"):

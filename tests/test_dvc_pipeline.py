@@ -24,7 +24,8 @@ FACE_STAGES = {"render@faces", "train@faces-dcign", "train@faces-baseline", "eva
 def _tiny() -> dict:
     d = tiny_params_dict()
     d["render"]["image_size"] = 40
-    d["train"].update(steps=3, latent_dim=6, enc_channels=[4, 4, 4], dec_channels=[4, 4, 4],
+    d["train"].update(steps={"faces": 3, "chairs": 3}, latent_dim=6,
+                      enc_channels=[4, 4, 4], dec_channels=[4, 4, 4],
                       eval_every=3, eval_batches=2, log_every=1, loader_workers=0,
                       checkpoint_every=100)
     d["evaluate"].update(max_codes=100, dci_trees=2, novel_view_inputs=2, novel_view_targets=2,
@@ -87,11 +88,11 @@ def test_repro_edit_ranges_and_gate(project):
 
     # A train key re-runs training and evaluation, never rendering.
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["steps"] = 4
+    params["train"]["steps"]["chairs"] = 4
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(_ok(project, "dvc", "status", "--json"))
-    assert not any(s.startswith("render@") for s in status)
-    params["train"]["steps"] = 3
+    assert set(status) == {"train@chairs-dcign", "train@chairs-baseline"}
+    params["train"]["steps"]["chairs"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert json.loads(_ok(project, "dvc", "status", "--json")) == {}
 

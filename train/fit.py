@@ -178,6 +178,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     from tqdm import tqdm
 
     t = params.train
+    n_steps = t.steps_for(dataset)
     device = choose_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -204,9 +205,9 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             raise ValueError(f"{resume_from}: made with different train params or model; "
                              f"cannot resume (delete it or run without --resume)")
         start = int(ckpt["step"])
-        if start > t.steps:
-            raise ValueError(f"{resume_from}: is at step {start}, beyond train.steps={t.steps}")
-        if start == t.steps:  # finished already: rewriting it would only lose its test metrics
+        if start > n_steps:
+            raise ValueError(f"{resume_from}: is at step {start}, beyond train.steps={n_steps}")
+        if start == n_steps:  # finished already: rewriting it would only lose its test metrics
             log.info("train %s-%s: %s is already at step %d", dataset, model_kind, resume_from,
                      start)
             test_loss = ckpt["extra"].get("test", {}).get("loss", float("nan"))
@@ -220,7 +221,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     elif not resume and rank == 0:
         for p in (out_dir / LAST, out_dir / FINAL):
             p.unlink(missing_ok=True)
-    stop = t.steps if stop_after is None else min(t.steps, start + stop_after)
+    stop = n_steps if stop_after is None else min(n_steps, start + stop_after)
 
     net: torch.nn.Module = model
     if world > 1:
@@ -246,7 +247,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         live = Live(dir=str(out_dir / "live"), resume=start > 0, save_dvc_exp=False,
                     dvcyaml=None, report=None)
     per_step = t.minibatches_per_step * train_idx.batch_size
-    bar = tqdm(total=t.steps, initial=start, unit="step", desc=f"train {dataset}-{model_kind}",
+    bar = tqdm(total=n_steps, initial=start, unit="step", desc=f"train {dataset}-{model_kind}",
                disable=not progress or rank != 0, dynamic_ncols=True)
     model.train()
     t0, step, test = time.perf_counter(), start, {"loss": float("nan")}
@@ -273,8 +274,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         n_run += 1
         # Curve points fall on multiples of log_every (and the last step) whether or not the run
         # was interrupted, so a resumed run's curve is the uninterrupted one.
-        log_now = step % t.log_every == 0 or step == t.steps
-        eval_now = step % t.eval_every == 0 or step == t.steps
+        log_now = step % t.log_every == 0 or step == n_steps
+        eval_now = step % t.eval_every == 0 or step == n_steps
         mean = float("nan")
         if log_now:
             mean = running / n_run
@@ -295,7 +296,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
                     live.log_metric(f"test/{k}", v)
             if log_now or eval_now:
                 live.next_step()  # writes the summary; live.step is set again before each use
-            if step % t.checkpoint_every == 0 or (step == stop and step < t.steps):
+            if step % t.checkpoint_every == 0 or (step == stop and step < n_steps):
                 checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
                                 model_kind=model_kind, dataset=dataset, params=record,
                                 step=step, optimizer=opt, extra={"running": (running, n_run)})
@@ -308,10 +309,10 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     train_ds.close()
     seconds = time.perf_counter() - t0
     rate = (step - start) * per_step * world / max(seconds, 1e-9)
-    path = out_dir / (FINAL if step == t.steps else LAST)
+    path = out_dir / (FINAL if step == n_steps else LAST)
     if rank == 0:
         assert live is not None
-        if step == t.steps:
+        if step == n_steps:
             checkpoint.save(out_dir / FINAL, model=model, cfg=cfg, assignment=assignment,
                             model_kind=model_kind, dataset=dataset, params=record, step=step,
                             optimizer=opt, extra={"test": test})
@@ -324,5 +325,5 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     if world > 1:
         dist.barrier()
     log.info("train %s-%s: step %d/%d, %.1f images/s, test loss %.2f -> %s", dataset, model_kind,
-             step, t.steps, rate, test["loss"], path)
+             step, n_steps, rate, test["loss"], path)
     return FitResult(step, seconds, rate, float(test["loss"]), path)

@@ -48,6 +48,8 @@ def test_override_changes_a_value():
         ("render.faces.batches.train={azimuth: 1}", "render.faces.batches.train",
          "exactly the kinds"),
         ("train.steps=0", "train.steps", "positive"),
+        ("train.steps={faces: 10, boats: 3}", "train.steps.boats", "unknown dataset"),
+        ("train.steps={faces: -1}", "train.steps.faces", "positive"),
         ("train.betas=[0.9, 1.5]", "train.betas[1]", "0 <= beta < 1"),
         ("seed=-1", "seed", "non-negative"),
         ("render.nosuch.deep=1", "render.nosuch", "no such section"),
@@ -85,3 +87,11 @@ def test_override_syntax():
     assert parse_override("a=null") == ("a", None)
     with pytest.raises(ParamsError, match="KEY=VALUE"):
         parse_override("render.image_size")
+
+
+def test_steps_per_dataset():
+    p = load_params(REPO / "params.yaml", ("train.steps={faces: 7, chairs: 5}",))
+    assert p.train.steps_for("faces") == 7 and p.train.steps_for("chairs") == 5
+    assert load_params(REPO / "params.yaml", ("train.steps=9",)).train.steps_for("chairs") == 9
+    with pytest.raises(ParamsError, match=r"train\.steps\.chairs"):
+        load_params(REPO / "params.yaml", ("train.steps={faces: 7}",)).train.steps_for("chairs")
