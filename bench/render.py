@@ -1,10 +1,12 @@
 """Render throughput: the raw backend vs the whole stage (mesh + render + HDF5 write).
 
-    python -m bench.render [--sizes 64,150] [--batches 60] [--out bench/RESULTS.md]
-    python -m bench.render --backend blender --samples 1,4,16 --batches 8
+    python -m bench.render [--sizes 64,150] [--batches 200] [--out bench/RESULTS.md]
+    python -m bench.render --backend blender --samples 1,4,16 --batches 4 --batches-per-shard 1
 
 raw backend: backend.render() over exactly the images the stage renders, meshes pre-built.
-stage: make_shards() from scratch into a temporary folder, 1 worker and 2 workers.
+stage: make_shards() from scratch into a temporary folder, 1 worker and 2 workers. Its time
+includes starting the workers (process spawn, loading the identity source, a GL context or a
+Blender scene), which only a run of many shards amortises, as the render stage's real runs do.
 Numbers are images per second on this machine; the script appends a Markdown table to --out.
 """
 
@@ -44,7 +46,7 @@ def machine() -> str:
 
 
 def bench(dataset: str, size: int, batches: int, channels: int, backend: str,
-          samples: int | None = None) -> dict[str, float]:
+          samples: int | None = None, per_shard: int = 10) -> dict[str, float]:
     per = max(1, batches // 4)
     counts = {"azimuth": per, "elevation": per, "light_azimuth": per}
     ds_kinds = ["azimuth", "intrinsic"] if dataset == "chairs" else [*counts, "intrinsic"]
@@ -53,7 +55,8 @@ def bench(dataset: str, size: int, batches: int, channels: int, backend: str,
     overrides = [f"render.image_size={size}", f"render.channels={channels}",
                  f"render.backend={backend}",
                  f"render.{dataset}.batches.train={train}".replace("'", ""),
-                 f"render.{dataset}.batches.test={dict.fromkeys(ds_kinds, 1)}".replace("'", "")]
+                 f"render.{dataset}.batches.test={dict.fromkeys(ds_kinds, 1)}".replace("'", ""),
+                 f"render.batches_per_shard={per_shard}"]
     if samples is not None:  # Cycles samples per pixel (blender backend)
         overrides.append(f"render.blender.samples={samples}")
     params = load_params(REPO / "params.yaml", tuple(overrides))
@@ -84,7 +87,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,150")
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--backend", default="pyrender")
-    ap.add_argument("--batches", type=int, default=60, help="train minibatches rendered")
+    ap.add_argument("--batches", type=int, default=200, help="train minibatches rendered")
+    ap.add_argument("--batches-per-shard", type=int, default=10,
+                    help="small shards, so that 2 workers get equal shares of the work")
     ap.add_argument("--samples", default=None,
                     help="blender backend: Cycles samples per pixel to compare, e.g. 1,4,16 "
                          "(default: render.blender.samples of params.yaml)")
@@ -97,14 +102,16 @@ def main() -> None:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True).stdout.strip()
     lines = [f"### render: {a.dataset}, {a.backend}, {a.channels} channel(s) "
-             f"({date.today()}, commit {rev})", "", f"Machine: {machine()}", "",
+             f"({date.today()}, commit {rev})", "", f"Machine: {machine()}",
+             f"Command: `python -m bench.render {' '.join(sys.argv[1:])}`", "",
              "| size | " + ("samples | raw ms/img | " if blender else "")
              + "images | raw backend img/s | stage 1 worker img/s | stage 2 workers img/s "
              "| stage/raw time per image | 2 workers / 1 worker |",
              "|---|---|---|---|---|---|---|" + ("---|---|" if blender else "")]
     for size in map(int, a.sizes.split(",")):
         for spp in samples:
-            r = bench(a.dataset, size, a.batches, a.channels, a.backend, spp)
+            r = bench(a.dataset, size, a.batches, a.channels, a.backend, spp,
+                      a.batches_per_shard)
             cycles = f"{spp or 'params'} | {1000 / r['raw']:.1f} | " if blender else ""
             lines.append(f"| {size} | {cycles}{r['images']} | {r['raw']:.0f} | "
                          f"{r['stage_1']:.0f} | {r['stage_2']:.0f} | "
