@@ -121,9 +121,10 @@ def rerender(path: Path, test: Batches, models: dict[str, DCIGN], calibration: d
             for c in range(len(targets)):
                 _show(axes[base + 1 + m, c + 1], out[c])
     for c, t in enumerate(targets):
-        axes[0, c + 1].set_title(f"{factor} {t:.0f}°", fontsize=7)
+        axes[0, c + 1].set_title(f"{t:.0f}°", fontsize=7)
     axes[0, 0].set_title("input", fontsize=8)
-    fig.suptitle(f"Re-rendering unseen test identities at new {factor} values", fontsize=10)
+    fig.suptitle(f"Re-rendering unseen test identities at new {factor} values (columns)",
+                 fontsize=10)
     return _save(fig, path)
 
 

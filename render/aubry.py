@@ -67,6 +67,7 @@ from pipeline.params import (
     fingerprint,
     params_dict,
 )
+from pipeline.progress import progress_bar
 from render.batches import kind_sequence
 from render.chairs import _split_of
 from render.seeds import stream
@@ -431,8 +432,6 @@ def import_chairs(params: Params, src: str | Path, out_dir: str | Path, *,
     params.render.chairs (factors, other_factors, identities, batches, folder.test_fraction,
     aubry). Complete shards with a matching fingerprint are skipped, others (re)written,
     shards beyond the plan removed."""
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     ds, r = params.render.chairs, params.render
     _check_params(ds)
@@ -467,8 +466,7 @@ def import_chairs(params: Params, src: str | Path, out_dir: str | Path, *,
     load = lru_cache(maxsize=IMAGE_CACHE)(partial(
         load_image, image_size=r.image_size, channels=r.channels, background=a.background,
         white_threshold=a.white_threshold))
-    with tqdm(total=total, unit="img", desc="import-chairs", disable=not progress,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total, "import-chairs", "img", live=progress) as bar:
         for t, fp in todo:
             _write_task(params, planners[t.split], t, out_dir, fp, record, load, bar.update)
     return RenderSummary(len(todo), skipped, total, time.perf_counter() - t0, out_dir)

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from pipeline.atomic import remove_stale_temps
 from pipeline.params import FACTORS, SPLITS, Params, fingerprint, params_dict
+from pipeline.progress import progress_bar
 from render.backends import Backend, make_backend
 from render.batches import BatchPlan, plan_split
 from render.datasets import make_source, num_identities
@@ -176,9 +178,19 @@ _progress: mp.Queue | None = None
 _init_error: str | None = None
 
 
+def one_blas_thread() -> threadpool_limits:
+    """Limit BLAS to one thread in a render process (until the returned limiter is restored).
+
+    The shading's small matrix products gain nothing from more, and OpenBLAS's idle threads
+    spin: one render process took both cores (190% CPU, most of it system time), so a second
+    worker added only 1.6x instead of 1.9x (bench/RESULTS.md)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _init_worker(params: Params, dataset: str, progress: mp.Queue) -> None:
     global _worker, _progress, _init_error
     _progress = progress
+    one_blas_thread()  # for the life of this worker process
     try:
         _worker = ShardRenderer(params, dataset)
     except Exception as e:  # an initializer that raises makes Pool respawn workers forever
@@ -209,8 +221,6 @@ def make_shards(
     tasks i with i % num_shards == shard_index (cluster array jobs). Complete shards made from the
     same params are skipped; missing, corrupt or stale ones are (re)rendered.
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     tasks = shard_tasks(params, dataset)
@@ -247,12 +257,12 @@ def make_shards(
     total = sum((t.stop - t.start) * bs for t in todo)
     log.info("render %s: %d shards to render, %d up to date, %d images, %d worker(s)",
              dataset, len(todo), skipped, total, workers)
-    bar = tqdm(total=total, unit="img", desc=f"render {dataset}", disable=not progress,
-               smoothing=0.1, dynamic_ncols=True)
+    bar = progress_bar(total, f"render {dataset}", "img", live=progress)
     try:
         if local is not None:
-            for t in todo:
-                local.render_task(t, out_dir, on_batch=bar.update)
+            with one_blas_thread():
+                for t in todo:
+                    local.render_task(t, out_dir, on_batch=bar.update)
             local.close()
         elif todo:
             ctx = mp.get_context("spawn")  # fresh processes: GL contexts do not survive fork

@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from pipeline.atomic import write_text
 from pipeline.params import Params, params_dict
+from pipeline.progress import progress_bar
 from render.seeds import stream
 from train import checkpoint
 from train.clamp import LatentAssignment
@@ -175,8 +176,6 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
 def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_kind: str,
          resume: bool, progress: bool, stop_after: int | None, rank: int,
          world: int) -> FitResult:
-    from tqdm import tqdm
-
     t = params.train
     n_steps = t.steps_for(dataset)
     device = choose_device(t.device)
@@ -247,8 +246,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         live = Live(dir=str(out_dir / "live"), resume=start > 0, save_dvc_exp=False,
                     dvcyaml=None, report=None)
     per_step = t.minibatches_per_step * train_idx.batch_size
-    bar = tqdm(total=n_steps, initial=start, unit="step", desc=f"train {dataset}-{model_kind}",
-               disable=not progress or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(n_steps, f"train {dataset}-{model_kind}", "step", live=progress,
+                       initial=start, enabled=rank == 0)
     model.train()
     t0, step, test = time.perf_counter(), start, {"loss": float("nan")}
     for batch in loader:
