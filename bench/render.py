@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 from pipeline.params import load_params  # noqa: E402
-from render.stage import ShardRenderer, make_shards, shard_tasks  # noqa: E402
+from render.stage import ShardRenderer, make_shards, one_blas_thread, shard_tasks  # noqa: E402
 from render.views import View  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,12 +66,13 @@ def bench(dataset: str, size: int, batches: int, channels: int, backend: str,
         for plan in r.plans(task):
             for i, f in zip(plan.identity, plan.factors):
                 jobs.append((r.mesh(task.split, int(i)), View(*map(float, f))))
-    for mesh, view in jobs[:20]:  # warm-up: shader compilation, caches
-        r.backend.render(mesh, view)
-    t0 = time.perf_counter()
-    for mesh, view in jobs:
-        r.backend.render(mesh, view)
-    raw = len(jobs) / (time.perf_counter() - t0)
+    with one_blas_thread():  # as in the stage's render processes
+        for mesh, view in jobs[:20]:  # warm-up: shader compilation, caches
+            r.backend.render(mesh, view)
+        t0 = time.perf_counter()
+        for mesh, view in jobs:
+            r.backend.render(mesh, view)
+        raw = len(jobs) / (time.perf_counter() - t0)
     r.close()
     out = {"images": len(jobs), "raw": raw}
     for workers in (1, 2):
