@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ def main() -> None:
     worker_counts = [int(w) for w in a.workers.split(",")]
 
     lines = [f"### train: step and loader throughput ({date.today()}, commit {commit()})", "",
-             f"Machine: {machine()}; torch {torch.__version__}, {a.threads} thread(s)", "",
+             f"Machine: {machine()}; torch {torch.__version__}, {a.threads} thread(s)",
+             f"Command: `python -m bench.train {' '.join(sys.argv[1:])}`", "",
              f"Step: forward + backward + Adam, paper widths, latent {LATENT}, {BATCH} images per "
              f"minibatch, median of {a.steps} step(s) after 1 warm-up.", "",
              "| size | G | images/step | baseline img/s | DC-IGN img/s | clamp overhead "
