@@ -56,7 +56,8 @@ def encode(model: DCIGN, images: np.ndarray, device: torch.device, chunk: int = 
     flat = images.reshape(-1, *images.shape[-3:])
     out = []
     for i in range(0, len(flat), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(flat[i:i + chunk])).to(device).float().div_(255)
+        # a copy: inputs may be read-only views (decoded PNGs, HDF5 reads)
+        x = torch.tensor(flat[i:i + chunk], device=device).float().div_(255)
         out.append(model.encode(x)[0].float().cpu().numpy())
     codes = np.concatenate(out) if out else np.zeros((0, model.cfg.latent_dim), np.float32)
     return codes.reshape(*lead, -1)
