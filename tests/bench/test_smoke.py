@@ -1,0 +1,39 @@
+"""Smoke runs of the benchmark scripts on tiny settings: they must run and write their tables
+(the numbers themselves are recorded in bench/RESULTS.md, never asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _bench(tmp_path: Path, module: str, *args: str) -> str:
+    out = tmp_path / "results.md"
+    r = subprocess.run([sys.executable, "-m", module, *args, "--out", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out.read_text()
+
+
+def test_render_bench_writes_a_row_per_size(tmp_path):
+    text = _bench(tmp_path, "bench.render", "--dataset", "chairs", "--sizes", "40",
+                  "--batches", "4", "--batches-per-shard", "1")
+    assert "### render: chairs, pyrender" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 40 |")]
+    assert len(rows) == 1 and rows[0].count("|") == 8, text
+
+
+def test_train_bench_writes_step_and_loader_tables(tmp_path):
+    text = _bench(tmp_path, "bench.train", "--sizes", "40", "--groups", "1", "--steps", "1",
+                  "--budget", "120", "--workers", "0", "--loader-steps", "4", "--threads", "1")
+    step_rows = [line for line in text.splitlines() if line.startswith("| 40 | 1 |")]
+    assert len(step_rows) == 1 and "skipped" not in step_rows[0], text
+    loader_rows = [line for line in text.splitlines() if line.startswith("| 40 | 0 |")]
+    assert len(loader_rows) == 1, text
