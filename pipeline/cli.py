@@ -58,6 +58,9 @@ def get_params(params_path: str, overrides: tuple[str, ...]) -> Params:
 
 
 dataset_arg = click.argument("dataset", type=click.Choice(DATASETS))
+progress_option = click.option(
+    "--progress/--no-progress", default=True, show_default=True,
+    help="Live progress bar, or (--no-progress) a log line per 10% of the work.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,8 +100,7 @@ def params_cmd(params_path: str, overrides: tuple[str, ...], write_path: str | N
 @click.option("--shard-index", type=click.IntRange(min=0), default=None,
               help="Render only shards i with i % --num-shards == this (cluster array jobs).")
 @click.option("--num-shards", type=click.IntRange(min=1), default=None)
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Live progress bar, or (--no-progress) a log line per 10% of the work.")
+@progress_option
 @user_errors
 def render(dataset: str, params_path: str, overrides: tuple[str, ...], out_dir: str | None,
            workers: int, shard_index: int | None, num_shards: int | None, progress: bool) -> None:
@@ -122,8 +124,7 @@ def render(dataset: str, params_path: str, overrides: tuple[str, ...], out_dir: 
 @params_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="data/chairs",
               show_default=True, help="Shards go to OUT/{train,test}/.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Live progress bar, or (--no-progress) a log line per 10% of the work.")
+@progress_option
 @user_errors
 def import_chairs(src: str, params_path: str, overrides: tuple[str, ...], out_dir: str,
                   progress: bool) -> None:
@@ -165,8 +166,7 @@ def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default models/DATASET-MODEL).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Live progress bar, or (--no-progress) a log line per 10% of the work.")
+@progress_option
 @user_errors
 def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind: str,
           data_dir: str | None, out_dir: str | None, resume: bool, progress: bool) -> None:

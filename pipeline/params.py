@@ -288,6 +288,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     minibatches_per_step: int = 1  # G; 1 = the paper
     kind_mix: dict[str, float] | None = None  # null = in proportion to the rendered batch counts
+    # Per dataset, factors whose latent the encoder makes odd under a horizontal image flip
+    # (ModelConfig.odd_latents). Not in the paper (which has none), like the default run's sizes.
+    odd_factors: dict[str, tuple[str, ...]] = field(default_factory=dict)
     log_every: int = 10  # steps per point of the training curve
     eval_every: int = 100
     eval_batches: int = 8
@@ -326,6 +329,10 @@ class TrainConfig:
                 raise ParamsError(f"{key}.betas[{i}]", f"expected 0 <= beta < 1, got {b}")
         if self.loader_workers < 0 or self.threads < 0:
             raise ParamsError(f"{key}.loader_workers", "expected >= 0")
+        for ds in self.odd_factors:
+            if ds not in DATASETS:
+                raise ParamsError(f"{key}.odd_factors.{ds}",
+                                  f"unknown dataset (expected {DATASETS})")
         if self.kind_mix is not None:
             for k, w in self.kind_mix.items():
                 if w < 0:
@@ -374,6 +381,16 @@ class Params:
     def check(self, key: str) -> None:
         if self.seed < 0:
             raise ParamsError("seed", f"expected a non-negative integer, got {self.seed}")
+        for ds, names in self.train.odd_factors.items():
+            factors = list(self.render.dataset(ds).factors)
+            for name in names:
+                if name not in factors:
+                    raise ParamsError(
+                        f"train.odd_factors.{ds}",
+                        f"'{name}' is not a disentangled factor of {ds} (render.{ds}.factors: "
+                        f"{factors})")
+            if len(set(names)) != len(names):
+                raise ParamsError(f"train.odd_factors.{ds}", f"repeated factor in {list(names)}")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

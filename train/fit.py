@@ -73,11 +73,18 @@ def item_noise(seed: int, items: torch.Tensor, batch: int, dim: int) -> torch.Te
     return torch.cat(parts)
 
 
-def model_config(params: Params, index: SplitIndex) -> ModelConfig:
+def model_config(params: Params, index: SplitIndex, dataset: str) -> ModelConfig:
     t = params.train
+    factors = list(index.latent_factors)
+    odd = t.odd_factors.get(dataset, ())
+    missing = [name for name in odd if name not in factors]
+    if missing:
+        raise ValueError(f"params key 'train.odd_factors.{dataset}': {missing} not among the "
+                         f"shards' disentangled factors {factors}")
     return ModelConfig(image_size=index.image_size, channels=index.channels,
                        latent_dim=t.latent_dim, enc_channels=t.enc_channels,
-                       dec_channels=t.dec_channels)
+                       dec_channels=t.dec_channels,
+                       odd_latents=tuple(factors.index(name) for name in odd))
 
 
 def _dist_setup() -> tuple[int, int, bool]:
@@ -185,7 +192,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     if (train_idx.kinds, train_idx.image_size, train_idx.channels) != (
             test_idx.kinds, test_idx.image_size, test_idx.channels):
         raise ValueError(f"{data_dir}: train and test shards disagree on kinds or image shape")
-    cfg = model_config(params, train_idx)
+    cfg = model_config(params, train_idx, dataset)
     assignment = LatentAssignment(train_idx.latent_factors, t.latent_dim)
     record = {"seed": params.seed, "train": params_dict(t)}
 

@@ -98,6 +98,11 @@ class ModelConfig:
         enc_channels: feature maps of the three encoder convs (paper: 96, 48, 24).
         dec_channels: feature maps of the first three decoder convs (paper: 48, 96, 96); the
             fourth outputs ``channels``.
+        odd_latents: latents the encoder makes odd under a horizontal flip of the image (not in
+            the paper, which has none): mu_i(x) = (m_i(x) - m_i(flip x)) / 2. For factors that
+            a mirror image negates (azimuth and light azimuth of mirror-symmetric objects), this
+            stops the latent from taking the turned-vs-frontal change, which is the same for
+            both signs and would fold the code (see README, "The azimuth fold").
     """
 
     image_size: int
@@ -105,6 +110,7 @@ class ModelConfig:
     latent_dim: int = 200
     enc_channels: tuple[int, int, int] = (96, 48, 24)
     dec_channels: tuple[int, int, int] = (48, 96, 96)
+    odd_latents: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int):
@@ -123,6 +129,12 @@ class ModelConfig:
         # Lists (from YAML/JSON checkpoints) become tuples so the config stays hashable.
         object.__setattr__(self, "enc_channels", _check_channels("enc_channels", self.enc_channels))
         object.__setattr__(self, "dec_channels", _check_channels("dec_channels", self.dec_channels))
+        odd = tuple(self.odd_latents)
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.latent_dim
+               for i in odd) or len(set(odd)) != len(odd):
+            raise ValueError(f"odd_latents must be distinct latent indices in "
+                             f"[0, {self.latent_dim}), got {self.odd_latents!r}")
+        object.__setattr__(self, "odd_latents", odd)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -216,6 +228,9 @@ class DCIGN(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
+        odd = torch.zeros(cfg.latent_dim, dtype=torch.bool)
+        odd[list(cfg.odd_latents)] = True
+        self.register_buffer("odd", odd, persistent=False)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (N, C, H, W) float in [0, 1] -> (mu, logvar), each (N, D)."""
@@ -224,7 +239,15 @@ class DCIGN(nn.Module):
             raise ValueError(
                 f"expected images of shape (N, {', '.join(map(str, want))}), got {tuple(x.shape)}"
             )
-        return self.encoder(x)
+        if not self.cfg.odd_latents:
+            return self.encoder(x)
+        # One encoder pass over the images and their mirror images (W is the last axis).
+        mu2, logvar2 = self.encoder(torch.cat([x, torch.flip(x, dims=(-1,))]))
+        (mu, mu_f), (logvar, logvar_f) = mu2.chunk(2), logvar2.chunk(2)
+        # Odd mean; the log-variance is made even, so a mirror image is exactly as certain.
+        mu = torch.where(self.odd, (mu - mu_f) / 2, mu)
+        logvar = torch.where(self.odd, (logvar + logvar_f) / 2, logvar)
+        return mu, logvar
 
     def decode_logits(self, z: Tensor) -> Tensor:
         """z (N, D) -> (N, C, H, W) logits."""

@@ -98,7 +98,8 @@ def test_a_few_dozen_steps_decrease_the_loss(faces, tmp_path: Path, model_kind: 
     assert test[-1][1] < test[0][1] and np.isfinite(res.test_loss)
     model, ckpt = checkpoint.load_model(tmp_path / FINAL)
     assert ckpt["model_kind"] == model_kind and ckpt["step"] == 40
-    assert model.cfg == ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4))
+    # train.odd_factors.faces = [azimuth, light_azimuth] -> latents 0 and 2, kept in the file.
+    assert model.cfg == ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4), odd_latents=(0, 2))
     assert checkpoint.assignment_of(ckpt).factors == ("azimuth", "elevation", "light_azimuth")
 
 
@@ -223,10 +224,14 @@ def test_resume_with_another_architecture_fails_clearly(faces, trained: Path,
 
 def test_load_model_checks_the_architecture(trained: Path, tmp_path: Path) -> None:
     model, ckpt = checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4),
-                                                                     (4, 4, 4)))
+                                                                     (4, 4, 4), (0, 2)))
     assert not model.training and ckpt["step"] == 2
     with pytest.raises(CheckpointError, match=r"'latent_dim': \(8, 16\)"):
-        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 16, (4, 4, 4), (4, 4, 4)))
+        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 16, (4, 4, 4), (4, 4, 4),
+                                                          (0, 2)))
+    # The flip symmetry is part of the architecture: a resume must not silently drop it.
+    with pytest.raises(CheckpointError, match=r"'odd_latents': \(\(0, 2\), \(\)\)"):
+        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4)))
 
     # Weights that do not fit the architecture the checkpoint claims.
     ckpt = checkpoint.read(trained)
@@ -383,7 +388,9 @@ DISENTANGLE_SEED = 1
 DISENTANGLE_TRAIN = dict(steps=2000, latent_dim=4, enc_channels=[32, 32, 32],
                          dec_channels=[16, 8, 8], lr=1e-3, clamp_scale=10.0,
                          kind_mix={"azimuth": 3, "light_azimuth": 1, "intrinsic": 1},
-                         log_every=100, eval_every=2000)
+                         log_every=100, eval_every=2000,
+                         # The paper's plain encoder: this test isolates the clamp.
+                         odd_factors={})
 
 
 def disentangle_dict(seed: int) -> dict[str, Any]:

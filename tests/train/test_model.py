@@ -143,6 +143,8 @@ def test_minimum_image_size_is_36() -> None:
         (dict(image_size=64, channels=1, latent_dim=0), "latent_dim"),
         (dict(image_size=64, channels=1, enc_channels=(96, 48)), "enc_channels"),
         (dict(image_size=64, channels=1, dec_channels=(48, 0, 96)), "dec_channels"),
+        (dict(image_size=64, channels=1, latent_dim=4, odd_latents=(4,)), "odd_latents"),
+        (dict(image_size=64, channels=1, odd_latents=(0, 0)), "odd_latents"),
     ],
 )
 def test_config_validation(kwargs: dict, message: str) -> None:
@@ -155,6 +157,24 @@ def test_config_accepts_lists_from_yaml() -> None:
     assert cfg.enc_channels == (8, 8, 8)
     assert isinstance(cfg.dec_channels, tuple)
     hash(cfg)  # frozen and hashable
+
+
+def test_odd_latents_flip_sign_under_a_mirror_image_and_the_rest_are_untouched() -> None:
+    x = torch.rand(3, 1, 40, 40)
+    mirror = torch.flip(x, dims=(-1,))
+    plain = DCIGN(ModelConfig(image_size=40, channels=1, **SMALL))
+    odd = DCIGN(ModelConfig(image_size=40, channels=1, odd_latents=(0, 2), **SMALL))
+    odd.load_state_dict(plain.state_dict())  # same weights; the flag is not a parameter
+    mu, logvar = odd.encode(x)
+    mu_m, logvar_m = odd.encode(mirror)
+    torch.testing.assert_close(mu_m[:, [0, 2]], -mu[:, [0, 2]])
+    torch.testing.assert_close(logvar_m[:, [0, 2]], logvar[:, [0, 2]])
+    assert mu[:, [0, 2]].abs().min() > 0  # odd, not zero
+    # Latents not listed are the plain encoder's, and are not symmetrised.
+    mu_p, logvar_p = plain.encode(x)
+    torch.testing.assert_close(mu[:, [1, 3, 4, 5]], mu_p[:, [1, 3, 4, 5]])
+    torch.testing.assert_close(logvar[:, [1, 3, 4, 5]], logvar_p[:, [1, 3, 4, 5]])
+    assert not torch.allclose(mu_m[:, 1], -mu[:, 1])
 
 
 def test_forward_rejects_bad_inputs() -> None:
