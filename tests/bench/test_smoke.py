@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from pipeline.config import build
+from pipeline.params import Params
+from render.stage import make_shards
+from tests.conftest import REPO, tiny_params_dict
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +40,14 @@ def test_train_bench_writes_step_and_loader_tables(tmp_path):
     assert len(step_rows) == 1 and "skipped" not in step_rows[0], text
     loader_rows = [line for line in text.splitlines() if line.startswith("| 40 | 0 |")]
     assert len(loader_rows) == 1, text
+
+
+def test_azimuth_pca_writes_a_row_per_window_and_component(tmp_path):
+    data = tmp_path / "faces"
+    make_shards(build(Params, tiny_params_dict()), "faces", data, progress=False)
+    text = _bench(tmp_path, "bench.azimuth_pca", "--data", str(data), "--windows", "90,60",
+                  "--components", "2")
+    rows = [line for line in text.splitlines() if line.startswith("| ±")]
+    assert [r.split("|")[1].strip() for r in rows] == ["±90", "±90", "±60", "±60"], text
+    shares = [float(r.split("|")[4]) for r in rows]
+    assert all(0 < x <= 1 for x in shares) and shares[0] >= shares[1], text

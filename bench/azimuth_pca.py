@@ -1,0 +1,94 @@
+"""Why one latent folds: principal components of the image change inside one-factor minibatches.
+
+    python -m bench.azimuth_pca [--data data/faces] [--factor azimuth] [--windows 90,60,45,30]
+                                [--components 3] [--out FILE]
+
+Not a timing. For every train minibatch of kind --factor, the images are centred on their batch
+mean (what the clamp leaves for the one free latent to explain) and pooled; the table gives the
+leading principal components' share of that variance and their correlation with the factor
+(odd: left vs right) and with its absolute value (even: how far from the middle of the range, e.g.
+turned vs frontal). A window W keeps only images with |factor - middle| < W, as if the range were
+narrower. A linear VAE's single latent takes the first component (PCA); if it is even, the code
+starts folded (README, "The azimuth fold").
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from render.shards import list_shards, open_shard
+
+
+def batches_of(split_dir: Path, factor: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, B, pixels) float in [0, 1], factor values (n, B)) of the split's `factor`
+    minibatches."""
+    images, values = [], []
+    for path in list_shards(split_dir):
+        with open_shard(path) as (f, info):
+            if factor not in info.kind_names:
+                raise SystemExit(f"{path}: no minibatch kind {factor!r} "
+                                 f"(kinds: {list(info.kind_names)})")
+            rows = np.flatnonzero(f["kind"][:] == info.kind_names.index(factor))
+            column = info.factor_names.index(factor)
+            for i in rows:
+                images.append(f["images"][i].reshape(info.batch_size, -1) / 255.0)
+                values.append(f["factors"][i][:, column])
+    if not images:
+        raise SystemExit(f"{split_dir}: no shards with {factor!r} minibatches")
+    return np.stack(images), np.stack(values)
+
+
+def components(images: np.ndarray, values: np.ndarray, window: float,
+               k: int) -> tuple[int, list[tuple[float, float, float]]]:
+    """(images used, [(variance share, r with factor, r with |factor - middle|)] * k)."""
+    middle = (values.min() + values.max()) / 2
+    rows, vals = [], []
+    for x, v in zip(images, values, strict=True):
+        keep = np.abs(v - middle) < window
+        if keep.sum() >= 2:
+            rows.append(x[keep] - x[keep].mean(0))
+            vals.append(v[keep])
+    if not rows:
+        raise SystemExit(f"no minibatch has two images within {window} of {middle:g}")
+    centred, v = np.concatenate(rows), np.concatenate(vals)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    share = s**2 / np.sum(s**2)
+    out = []
+    for j in range(min(k, len(s))):
+        out.append((float(share[j]), float(np.corrcoef(u[:, j], v)[0, 1]),
+                    float(np.corrcoef(u[:, j], np.abs(v - middle))[0, 1])))
+    return len(v), out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("data/faces"))
+    ap.add_argument("--factor", default="azimuth")
+    ap.add_argument("--windows", default="90,60,45,30",
+                    help="half-widths around the middle of the range, degrees")
+    ap.add_argument("--components", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="append the table here (default: print it)")
+    a = ap.parse_args(argv)
+    images, values = batches_of(a.data / "train", a.factor)
+    lines = [f"### {a.factor} minibatches of {a.data}/train: batch-centred principal components",
+             "", f"`python -m bench.azimuth_pca --data {a.data} --factor {a.factor} "
+             f"--windows {a.windows}`", "",
+             "| window | images | component | variance share | r(factor) | r(abs) |",
+             "|---|---|---|---|---|---|"]
+    for w in (float(x) for x in a.windows.split(",")):
+        n, comps = components(images, values, w, a.components)
+        for j, (share, r_odd, r_even) in enumerate(comps, 1):
+            lines.append(f"| ±{w:g} | {n} | {j} | {share:.3f} | {r_odd:+.2f} | {r_even:+.2f} |")
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        with a.out.open("a") as f:
+            f.write("\n" + text)
+    else:
+        print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
