@@ -19,26 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
-from render.shards import list_shards, open_shard
+from evaluate.data import load_batches
+from render.shards import ShardError
+from train.data import SplitIndex
 
 
 def batches_of(split_dir: Path, factor: str) -> tuple[np.ndarray, np.ndarray]:
     """(images (n, B, pixels) float in [0, 1], factor values (n, B)) of the split's `factor`
     minibatches."""
-    images, values = [], []
-    for path in list_shards(split_dir):
-        with open_shard(path) as (f, info):
-            if factor not in info.kind_names:
-                raise SystemExit(f"{path}: no minibatch kind {factor!r} "
-                                 f"(kinds: {list(info.kind_names)})")
-            rows = np.flatnonzero(f["kind"][:] == info.kind_names.index(factor))
-            column = info.factor_names.index(factor)
-            for i in rows:
-                images.append(f["images"][i].reshape(info.batch_size, -1) / 255.0)
-                values.append(f["factors"][i][:, column])
-    if not images:
-        raise SystemExit(f"{split_dir}: no shards with {factor!r} minibatches")
-    return np.stack(images), np.stack(values)
+    try:
+        index = SplitIndex.scan(split_dir)
+    except ShardError as e:
+        raise SystemExit(str(e)) from None
+    if factor not in index.kinds:
+        raise SystemExit(f"{split_dir}: no minibatch kind {factor!r} (kinds: {list(index.kinds)})")
+    # The evaluate stage's reader; it reads as many of each other kind, cheap next to the SVD.
+    batches = load_batches(index, per_kind=len(index.by_kind[factor])).of_kind(factor)
+    images = batches.images.reshape(len(batches), index.batch_size, -1) / 255.0
+    return images, batches.factor(factor)
 
 
 def components(images: np.ndarray, values: np.ndarray, window: float,
