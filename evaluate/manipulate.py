@@ -51,18 +51,17 @@ def parse_values(text: str) -> list[float]:
 
 
 def find_calibration(ckpt_path: Path, ckpt: dict, calibration_path: Path | None) -> dict:
-    """The calibration entry of this checkpoint's model."""
+    """The calibration entry of this checkpoint's model (matched by its path: another
+    model's calibration would put the factor on the wrong latent or scale)."""
     path = calibration_path or Path("eval") / ckpt["dataset"] / CALIBRATION
     cal = load_calibration(path)
     models = cal.get("models", {})
     for entry in models.values():
         if Path(entry["checkpoint"]).resolve() == ckpt_path.resolve():
             return entry["factors"]
-    if ckpt["model_kind"] in models:
-        log.warning("%s is not the checkpoint %s was made for; using its %s calibration",
-                    ckpt_path, path, ckpt["model_kind"])
-        return models[ckpt["model_kind"]]["factors"]
-    raise ValueError(f"{path}: no calibration for {ckpt_path} (run `dcign evaluate` on it)")
+    known = ", ".join(sorted(e["checkpoint"] for e in models.values())) or "none"
+    raise ValueError(f"{path}: no calibration for {ckpt_path} (it has: {known}); run "
+                     f"`dcign evaluate` with this checkpoint or pass --calibration")
 
 
 def manipulate(checkpoint_path: str | Path, image_path: str | Path, factor: str,
@@ -78,7 +77,7 @@ def manipulate(checkpoint_path: str | Path, image_path: str | Path, factor: str,
         raise ValueError(f"unknown factor {factor!r} for this checkpoint "
                          f"(it disentangles: {', '.join(factors)})")
     fl = FactorLatent(**factors[factor])
-    outside = [v for v in values if not fl.lo <= v <= fl.hi]
+    outside = [] if fl.circular else [v for v in values if not fl.lo <= v <= fl.hi]
     if outside:
         log.warning("values %s lie outside the trained %s range [%g, %g]: expect extrapolation",
                     outside, factor, fl.lo, fl.hi)

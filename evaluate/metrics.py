@@ -21,6 +21,7 @@ MIG and DCI follow disentanglement_lib (Locatello et al. 2019) with two document
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,25 +31,27 @@ from sklearn.metrics import mutual_info_score
 
 __all__ = [
     "DCI_GBT_DEFAULTS",
+    "AngleReadout",
+    "angle_difference",
+    "circular_equivariance",
     "dci",
     "equivariance",
     "factor_to_latent",
+    "fit_angle_readout",
     "invariance_ratio",
     "largest_variance_latent",
     "latent_to_factor",
     "linear_calibration",
+    "median_angle_error",
     "mig",
+    "top1_retrieval",
 ]
 
-# Exact gradient boosting fits one regression tree per class per stage, each sorting every code
-# at every node, so cost grows with D, N log N, stages and classes (20 bins = 20 trees a stage).
-# Few shallow stages also keep the importances meaningful on noisy binned factors: later stages
-# fit bin-boundary noise with whichever noise latents help, spreading importance, while test
-# accuracy saturates within a few stages. Measured on a synthetic code (3 latents = factor/50 +
-# N(0, 0.2^2) noise, the rest N(0, 1); N = 2000/1000, K = 3, D = 32): sklearn's 100 stages of
-# depth 3 give D = 0.41, C = 0.31, I = 0.32; 10 of depth 3 give D = 0.71; these defaults give
-# D = 0.96, C = 0.91, I = 0.32; mixing the 3 latents linearly drops them to 0.75, 0.71, 0.18.
-DCI_GBT_DEFAULTS: dict[str, Any] = {"n_estimators": 5, "max_depth": 2}
+# disentanglement_lib's probe (`compute_importance_gbt`: sklearn's GradientBoostingClassifier
+# defaults, 100 stages of depth 3), so that scores compare with the literature. Fewer, shallower
+# stages give much higher D and C on noisy codes (5 x 2: D = 0.90 where 100 x 3 gives 0.33 on a
+# noisy monotone code; 0.03 instead of 0.002 on a random one), so they are not comparable.
+DCI_GBT_DEFAULTS: dict[str, Any] = {"n_estimators": 100, "max_depth": 3}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -276,13 +279,9 @@ def dci(
       fitted column sums to 1, so this is the plain mean over the non-constant factors;
     * informativeness = mean test accuracy over factors (``informativeness_train``: train).
 
-    Defaults (``DCI_GBT_DEFAULTS``: 5 stages of depth-2 trees; sklearn's are 100 of depth 3)
-    are chosen for speed and because more stages lower D and C on noisy binned factors without
-    raising accuracy; any ``GradientBoostingClassifier`` argument in ``gbt_kwargs`` overrides
-    them, e.g. ``n_estimators=100, max_depth=3`` for disentanglement_lib's probe (about 20x
-    slower). Scores from different probe settings are not comparable. With the defaults,
-    N = 2000/1000 and K = 3 take about 2.3 s at D = 32 and 13-14 s at D = 200 on one core of a
-    shared 2-core Xeon VM, 1.6-2.3 s and 9-10 s with two threads (n_jobs=-1).
+    Defaults (``DCI_GBT_DEFAULTS``) are disentanglement_lib's probe, 100 stages of depth-3
+    trees; any ``GradientBoostingClassifier`` argument in ``gbt_kwargs`` overrides them. Scores
+    from different probe settings are not comparable (see ``DCI_GBT_DEFAULTS``).
 
     Args:
         codes_train: ``(N_train, D)`` float codes used to fit the classifiers.
@@ -469,3 +468,125 @@ def latent_to_factor(latent: Any, slope: float, intercept: float) -> np.ndarray 
         raise ValueError("slope is 0: the latent carries no information about the factor")
     out = (np.asarray(latent, dtype=np.float64) - intercept) / slope
     return float(out) if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------- angles
+
+
+def angle_difference(a: Any, b: Any) -> np.ndarray:
+    """``a - b`` in degrees, wrapped into [-180, 180)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return (d + 180.0) % 360.0 - 180.0
+
+
+@dataclass(frozen=True)
+class AngleReadout:
+    """Reads a factor (degrees) back from L latents; fitted by ``fit_angle_readout``.
+
+    Linear factor: ``degrees = weights . z + bias``. Circular factor (a 360-degree range) with
+    one latent: ``degrees = weights[0] * z + bias`` modulo 360 (a line that wraps, so a latent
+    that sweeps the circle once with a seam reads back exactly); with two or more latents: the
+    angle of the point ``(cos, sin) = A z + c`` (a (cos, sin) fit). ``lo`` is where a circular
+    factor's range starts: read-outs are wrapped into [lo, lo + 360).
+    """
+
+    circular: bool
+    weights: tuple[float, ...]
+    bias: float
+    lo: float = 0.0
+    cos_sin: tuple[tuple[float, ...], ...] | None = None  # (2, L + 1) for L >= 2, circular
+
+    def degrees(self, codes: Any) -> np.ndarray:
+        """``codes`` (N, L) -> (N,) degrees."""
+        z = np.asarray(codes, dtype=np.float64).reshape(len(codes), -1)
+        if self.cos_sin is not None:
+            m = np.asarray(self.cos_sin)
+            c, s = (z @ m[:, :-1].T + m[:, -1]).T
+            out = np.degrees(np.arctan2(s, c))
+        else:
+            out = z @ np.asarray(self.weights) + self.bias
+        return self.lo + (out - self.lo) % 360.0 if self.circular else out
+
+
+def _resultant(residual_deg: np.ndarray) -> tuple[float, float]:
+    """Length and direction (degrees) of the mean unit vector of angles."""
+    v = np.mean(np.exp(1j * np.radians(residual_deg)))
+    return float(abs(v)), float(np.degrees(np.angle(v)))
+
+
+def fit_angle_readout(codes: Any, factor: Any, *, circular: bool, lo: float = 0.0) -> AngleReadout:
+    """Least-squares read-out of ``factor`` (N,) degrees from ``codes`` (N, L); see AngleReadout.
+
+    A circular one-latent read-out maximises the mean resultant length of the residuals
+    ``factor - gain * z`` over the gain (a grid of gains up to two turns across the latent's
+    range, both signs, then a bounded refinement; the offset is the residuals' circular mean).
+    """
+    z = _as_matrix("codes", codes)
+    f = _as_vector("factor", factor)
+    _same_length(codes=z, factor=f)
+    n, n_latents = z.shape
+    x = np.hstack([z, np.ones((n, 1))])
+    if not circular:
+        w, *_ = np.linalg.lstsq(x, f, rcond=None)
+        return AngleReadout(False, tuple(map(float, w[:-1])), float(w[-1]))
+    if n_latents >= 2:
+        target = np.stack([np.cos(np.radians(f)), np.sin(np.radians(f))], 1)
+        m, *_ = np.linalg.lstsq(x, target, rcond=None)  # (L + 1, 2)
+        return AngleReadout(True, (0.0,) * n_latents, 0.0, lo,
+                            tuple(tuple(map(float, row)) for row in m.T))
+    from scipy.optimize import minimize_scalar
+
+    zz = z[:, 0]
+    span = float(np.ptp(zz))
+    if span == 0.0:
+        raise ValueError("cannot calibrate a constant latent")
+
+    def loss(gain: float) -> float:
+        return -_resultant(f - gain * zz)[0]
+
+    turn = 360.0 / span
+    grid = np.linspace(-2 * turn, 2 * turn, 801)
+    best = grid[int(np.argmin([loss(g) for g in grid]))]
+    step = grid[1] - grid[0]
+    gain = float(minimize_scalar(loss, bounds=(best - step, best + step), method="bounded").x)
+    offset = _resultant(f - gain * zz)[1]
+    return AngleReadout(True, (gain,), offset, lo)
+
+
+def circular_equivariance(factor: Any, readout_deg: Any) -> float:
+    """How well a read-out follows a circular factor: the mean resultant length of the errors
+    ``factor - readout`` (N,) degrees, in [0, 1]. 1: the read-out is the angle up to a constant
+    turn; about 1/sqrt(N): unrelated. Unlike a Pearson r it has no seam at 0/360 degrees."""
+    f = _as_vector("factor", factor)
+    r = _as_vector("readout", readout_deg)
+    _same_length(factor=f, readout=r)
+    return _resultant(f - r)[0]
+
+
+def median_angle_error(factor: Any, readout_deg: Any, *, circular: bool) -> float:
+    """Median absolute error (degrees) of reading a factor back; wrapped when circular."""
+    f = _as_vector("factor", factor)
+    r = _as_vector("readout", readout_deg)
+    _same_length(factor=f, readout=r)
+    d = angle_difference(r, f) if circular else r - f
+    return float(np.median(np.abs(d)))
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def top1_retrieval(queries: Any, gallery: Any, labels: Any) -> float:
+    """Share of queries whose nearest gallery row (squared Euclidean) is their own.
+
+    queries: (M, P); gallery: (K, P); labels: (M,) int, the gallery row each query belongs to.
+    Ties go to the lowest gallery index. Chance is 1/K.
+    """
+    q = _as_matrix("queries", np.asarray(queries).reshape(len(queries), -1))
+    g = _as_matrix("gallery", np.asarray(gallery).reshape(len(gallery), -1))
+    lab = np.asarray(labels)
+    if lab.shape != (q.shape[0],):
+        raise ValueError(f"labels must have shape ({q.shape[0]},); got {lab.shape}")
+    if q.shape[1] != g.shape[1]:
+        raise ValueError(f"queries and gallery widths differ: {q.shape[1]} vs {g.shape[1]}")
+    d = (q**2).sum(1)[:, None] - 2 * q @ g.T + (g**2).sum(1)[None]  # (M, K)
+    return float(np.mean(np.argmin(d, axis=1) == lab))

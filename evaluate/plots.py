@@ -4,7 +4,6 @@ DC-IGN vs baseline re-rendering (Fig. 5b), reconstructions, training curves."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,6 @@ import torch
 from evaluate.data import Batches, decode, encode
 from pipeline.atomic import atomic_path
 from pipeline.params import EvaluateConfig
-from render.views import View
 from train.model import DCIGN
 
 LABEL = {"dcign": "DC-IGN", "baseline": "baseline (plain VAE)"}
@@ -51,10 +49,10 @@ def inputs_of(test: Batches, n: int, kind: str) -> np.ndarray:
 
 
 def traversal(path: Path, model: DCIGN, name: str, images: np.ndarray, fl, steps: int,
-              device: torch.device) -> Path:
+              device: torch.device, seed: int) -> Path:
     """Rows = inputs, first column the input, then the factor's latent swept over the
     calibrated range with every other latent kept (paper Figs. 4, 5a, 7)."""
-    degrees = np.linspace(fl.lo, fl.hi, steps)
+    degrees = fl.grid(steps)
     codes = encode(model, images, device)  # (n, D)
     sweep = np.repeat(codes[:, None], steps, axis=1)  # (n, steps, D)
     sweep[..., fl.latent] = fl.latent_value(degrees)[None]
@@ -67,64 +65,75 @@ def traversal(path: Path, model: DCIGN, name: str, images: np.ndarray, fl, steps
     axes[0, 0].set_title("input", fontsize=8)
     for c, d in enumerate(degrees):
         axes[0, c + 1].set_title(f"{d:.0f}°\nz[{fl.latent}]={fl.latent_value(d):.2f}", fontsize=7)
-    fig.suptitle(f"{LABEL[name]}: sweeping z[{fl.latent}] for {fl.factor}", fontsize=10)
+    fig.suptitle(f"{LABEL[name]} (seed {seed}): sweeping z[{fl.latent}] for {fl.factor}",
+                 fontsize=10)
     return _save(fig, path)
 
 
-def scatter(path: Path, test: Batches, codes: dict[str, np.ndarray], calibration: dict,
-            factor: str) -> Path:
-    """Inferred latent vs true factor on test batches of that kind, with the calibration line
-    fitted on train batches (paper Fig. 6)."""
-    mask = np.array([k == factor for k in test.kinds])
-    truth = test.factor(factor)[mask].ravel()
+def scatter(path: Path, grid, codes: dict[str, np.ndarray], calibration: dict, factor: str,
+            scores: dict[str, float]) -> Path:
+    """Inferred latent vs true factor on the test grid of that factor, with the calibration
+    fitted on train batches (paper Fig. 6); `scores` (model -> equivariance) in the titles."""
+    truth = np.broadcast_to(grid.values, (len(grid), len(grid.values))).ravel()
     fig, axes = plt.subplots(1, len(codes), figsize=(4.2 * len(codes), 3.6), squeeze=False)
     for ax, (name, z) in zip(axes[0], codes.items()):
         fl = calibration[name][factor]
-        y = z[mask][..., fl.latent].ravel()
-        r = np.corrcoef(truth, y)[0, 1] if np.std(y) > 0 else 0.0
+        y = z[grid.rows][..., fl.latent].ravel()
         ax.scatter(truth, y, s=6, alpha=0.6)
-        xs = np.array([fl.lo, fl.hi])
-        ax.plot(xs, fl.latent_value(xs), color="C3", lw=1.5, label="calibration (train)")
+        xs = np.linspace(fl.lo, fl.hi, 361)
+        # A circular calibration wraps once: points, not a line across the seam.
+        ax.plot(xs, fl.latent_value(xs), "." if fl.circular else "-", ms=1.5, color="C3",
+                lw=1.5, label="calibration (train)")
         ax.set_xlabel(f"true {factor} (degrees)")
         ax.set_ylabel(f"inferred z[{fl.latent}]")
-        ax.set_title(f"{LABEL[name]}: |r| = {abs(r):.3f}", fontsize=10)
+        kind = "circular R" if fl.circular else "|r|"
+        ax.set_title(f"{LABEL[name]}: {kind} = {scores[name]:.3f}", fontsize=10)
         ax.legend(fontsize=7)
     return _save(fig, path)
 
 
-def rerender(path: Path, test: Batches, models: dict[str, DCIGN], calibration: dict,
-             factor: str, truth: Callable[[int, View], np.ndarray], n_inputs: int,
-             targets: np.ndarray, device: torch.device) -> Path:
-    """For a few test inputs: ground truth at target angles, then each model's re-rendering
-    from the single input by moving only the factor's latent (paper Fig. 5b)."""
-    sub = test.of_kind(factor)
-    n = min(n_inputs, len(sub))
-    rows = n * (1 + len(models))
-    fig, axes = _grid(rows, len(targets) + 1)
-    for i in range(n):
-        img, ident = sub.images[i, 0], int(sub.identity[i, 0])
-        view = View(**dict(zip(sub.factor_names, map(float, sub.factors[i, 0]))))
-        base = i * (1 + len(models))
-        _show(axes[base, 0], img)
-        axes[base, 0].set_ylabel("truth", fontsize=7)
-        for c, t in enumerate(targets):
-            _show(axes[base, c + 1], truth(ident, View(**{**view.__dict__, factor: float(t)})))
-        for m, (name, model) in enumerate(models.items()):
-            fl = calibration[name][factor]
-            code = encode(model, img[None], device)[0]
-            sweep = np.repeat(code[None], len(targets), axis=0)
-            sweep[:, fl.latent] = fl.latent_value(targets)
-            out = decode(model, sweep, device)
-            axes[base + 1 + m, 0].axis("off")
-            axes[base + 1 + m, 0].text(0.5, 0.5, LABEL[name], ha="center", va="center",
-                                       fontsize=7, wrap=True)
+def rerender(path: Path, grid, models: dict[str, DCIGN], codes: dict[str, np.ndarray],
+             calibration: dict, n_identities: int, n_targets: int, device: torch.device,
+             seed: int) -> Path:
+    """Truth / DC-IGN / baseline at target views of the grid for a few test identities, each
+    from one input view by moving only the factor's latent (paper Fig. 5b). Every re-render is
+    labelled with the test identity whose truth at that view it is nearest (green = its own)."""
+    from evaluate.stage import novel_views, positions
+
+    size = grid.images.shape[1]
+    src = size // 2  # the middle of the grid as the input view
+    targets = [int(j) for j in positions(size, n_targets)]
+    pairs = [(src, j) for j in targets]
+    truth = grid.images.astype(np.float32) / 255  # (n, B, C, H, W)
+    gallery = truth[:, targets].reshape(len(grid), len(targets), -1)  # (n, T, P)
+    n = min(n_identities, len(grid))
+    fig, axes = _grid(n * (1 + len(models)), len(targets) + 1)
+    for m, (name, model) in enumerate(models.items()):
+        fl = calibration[name][grid.factor]
+        pred = novel_views(model, grid, codes[name][grid.rows], fl, pairs, device)[:n]
+        flat = pred.reshape(n, len(targets), -1)
+        for r in range(n):
+            row = r * (1 + len(models)) + 1 + m
+            axes[row, 0].axis("off")
+            axes[row, 0].text(0.5, 0.5, LABEL[name], ha="center", va="center", fontsize=7,
+                              wrap=True)
             for c in range(len(targets)):
-                _show(axes[base + 1 + m, c + 1], out[c])
-    for c, t in enumerate(targets):
-        axes[0, c + 1].set_title(f"{t:.0f}°", fontsize=7)
-    axes[0, 0].set_title("input", fontsize=8)
-    fig.suptitle(f"Re-rendering unseen test identities at new {factor} values (columns)",
-                 fontsize=10)
+                d = ((gallery[:, c] - flat[r, c]) ** 2).sum(1)
+                hit = int(np.argmin(d))
+                _show(axes[row, c + 1], pred[r, c])
+                axes[row, c + 1].set_xlabel(f"→ id {grid.identity[hit]}", fontsize=6,
+                                            color="green" if hit == r else "red", labelpad=1)
+    for r in range(n):
+        row = r * (1 + len(models))
+        _show(axes[row, 0], grid.images[r, src])
+        axes[row, 0].set_ylabel(f"id {grid.identity[r]}", fontsize=7)
+        for c, j in enumerate(targets):
+            _show(axes[row, c + 1], grid.images[r, j])
+    axes[0, 0].set_title(f"input\n{grid.values[src]:.0f}°", fontsize=7)
+    for c, j in enumerate(targets):
+        axes[0, c + 1].set_title(f"truth\n{grid.values[j]:.0f}°", fontsize=7)
+    fig.suptitle(f"Re-rendering test identities at new {grid.factor} values (seed {seed}); "
+                 f"under each: nearest test identity at that view", fontsize=9)
     return _save(fig, path)
 
 
@@ -173,22 +182,24 @@ def curves(path: Path, live_dirs: dict[str, Path]) -> Path | None:
     return _save(fig, path)
 
 
-def write_all(plots_dir: Path, *, dataset: str, test: Batches, codes: dict[str, np.ndarray],
-              models: dict[str, DCIGN], calibration: dict, truth, device: torch.device,
-              cfg: EvaluateConfig, factors: tuple[str, ...], live_dirs: dict[str, Path],
-              intrinsic_kind: str) -> list[Path]:
-    """Every figure of the evaluate stage; returns the paths written."""
+def write_all(plots_dir: Path, *, dataset: str, seed: int, test: Batches, grids: dict,
+              codes: dict[str, np.ndarray], models: dict[str, DCIGN], calibration: dict,
+              device: torch.device, cfg: EvaluateConfig, factors: tuple[str, ...],
+              live_dirs: dict[str, Path], intrinsic_kind: str,
+              scores: dict[str, dict[str, float]]) -> list[Path]:
+    """Every figure of the evaluate stage (one training seed's models); returns the paths.
+    scores: model -> factor -> equivariance, for the scatter titles."""
     written = []
     inputs = inputs_of(test, cfg.traversal_inputs, intrinsic_kind)
     for f in factors:
         for name, model in models.items():
             written.append(traversal(plots_dir / f"traversal-{name}-{f}.png", model, name, inputs,
-                                     calibration[name][f], cfg.traversal_steps, device))
-        written.append(scatter(plots_dir / f"scatter-{f}.png", test, codes, calibration, f))
-        lo, hi = calibration["dcign"][f].lo, calibration["dcign"][f].hi
-        written.append(rerender(plots_dir / f"rerender-{f}.png", test, models, calibration, f,
-                                truth, min(3, cfg.traversal_inputs),
-                                np.linspace(lo, hi, cfg.novel_view_targets), device))
+                                     calibration[name][f], cfg.traversal_steps, device, seed))
+        written.append(scatter(plots_dir / f"scatter-{f}.png", grids[f], codes, calibration, f,
+                               {n: scores[n][f] for n in models}))
+        written.append(rerender(plots_dir / f"rerender-{f}.png", grids[f], models, codes,
+                                calibration, cfg.plot_identities, cfg.novel_view_targets,
+                                device, seed))
     written.append(reconstructions(plots_dir / "reconstructions.png",
                                    inputs_of(test, 8, intrinsic_kind), models, device))
     c = curves(plots_dir / "curves.png", live_dirs)

@@ -1,11 +1,20 @@
-"""`dcign report`: every dataset's metrics, DC-IGN next to the baseline, as a table."""
+"""`dcign report`: every dataset's metrics, DC-IGN next to the baseline, as a table.
+
+Each cell is the mean over training seeds, with ± their sample standard deviation when there
+are several; the number of seeds heads the model columns. References that do not depend on a
+model (copying the input, the identity-free oracle, chance) stand in the last column.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-MODELS = ("dcign", "baseline")
+from pipeline.params import MODELS
+
+GROUPS = ("equivariance", "angle_error_deg", "invariance", "novel_view_mse",
+          "novel_view_vs_oracle", "floor_mse")
+RETRIEVAL = ("novel_view", "reconstruction", "intrinsic")
 
 
 def load_all(metrics_dir: str | Path) -> dict[str, dict]:
@@ -16,27 +25,56 @@ def load_all(metrics_dir: str | Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in files}
 
 
+def _get(tree: object, key: tuple[str, ...]) -> object:
+    for k in key:
+        tree = tree.get(k) if isinstance(tree, dict) else None
+    return tree
+
+
+def _reference(ref: dict, key: tuple[str, ...]) -> str:
+    f = key[-1]
+    if key[0] == "novel_view_mse":
+        return (f"copy {_fmt(_get(ref, ('novel_view_copy_mse', f)))}, "
+                f"oracle {_fmt(_get(ref, ('novel_view_oracle_mse', f)))}")
+    if key[0] == "novel_view_vs_oracle":
+        return "oracle = 1"
+    if key[:2] == ("identity_retrieval", "novel_view"):
+        return (f"chance {_fmt(_get(ref, ('identity_retrieval_chance', f)))}, "
+                f"copy {_fmt(_get(ref, ('identity_retrieval_copy', f)))}")
+    if key[0] == "identity_retrieval":
+        return f"chance {_fmt(_get(ref, ('identity_retrieval_chance', f)))}"
+    return ""
+
+
+def metric_keys(m: dict) -> list[tuple[str, ...]]:
+    """The metrics of one model's tree, in table order."""
+    keys: list[tuple[str, ...]] = [("test_mse",)]
+    for group in GROUPS:
+        keys += [(group, f) for f in m.get(group, {})]
+    for kind in RETRIEVAL:
+        keys += [("identity_retrieval", kind, f)
+                 for f in m.get("identity_retrieval", {}).get(kind, {})]
+    keys += [("mig",)] + [("dci", k) for k in m.get("dci", {})]
+    return keys
+
+
 def rows(all_metrics: dict[str, dict]) -> list[list[str]]:
-    """Header + one row per (dataset, metric): columns dataset, metric, DC-IGN, baseline."""
-    out = [["dataset", "metric", "DC-IGN", "baseline", "reference"]]
+    """Header + one row per (dataset, metric): dataset, metric, DC-IGN, baseline, reference."""
+    seeds = sorted({m.get("n_seeds", 1) for m in all_metrics.values()})
+    n = "/".join(str(s) for s in seeds)
+    out = [["dataset", "metric", f"DC-IGN (n = {n})", f"baseline (n = {n})", "reference"]]
     for ds, m in all_metrics.items():
         if not all(k in m for k in MODELS):
             continue
-        ref = m.get("reference", {}).get("novel_view_copy_mse", {})
-        keys: list[tuple[str, ...]] = [("test_mse",)]
-        for group in ("equivariance", "invariance", "novel_view_mse"):
-            keys += [(group, f) for f in m["dcign"].get(group, {})]
-        keys += [("mig",)] + [("dci", k) for k in m["dcign"].get("dci", {})]
-        for key in keys:
-            vals = []
-            for model in MODELS:
-                v = m[model]
-                for k in key:
-                    v = v.get(k) if isinstance(v, dict) else None
-                vals.append(_fmt(v))
-            extra = _fmt(ref.get(key[1])) + " (copy input)" if key[0] == "novel_view_mse" else ""
-            out.append([ds, ".".join(key), *vals, extra])
+        for key in metric_keys(m["dcign"]):
+            vals = [_cell(_get(m[model], key), _get(m.get("sd", {}).get(model), key))
+                    for model in MODELS]
+            out.append([ds, ".".join(key), *vals, _reference(m.get("reference", {}), key)])
     return out
+
+
+def _cell(mean: object, sd: object) -> str:
+    return _fmt(mean) if sd is None else f"{_fmt(mean)} ± {_fmt(sd)}"
 
 
 def _fmt(v: object) -> str:

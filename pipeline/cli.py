@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from pipeline.config import ParamsError
-from pipeline.params import DATASETS, Params, load_params
+from pipeline.params import DATASETS, MODELS, Params, load_params, model_dir
 
 log = logging.getLogger("dcign")
 # Errors a user can cause with bad input; anything else is a bug and keeps its traceback.
@@ -163,20 +163,24 @@ def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:
               help="dcign = clamped training (the paper); baseline = the same net as a plain VAE.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="Shards folder with train/ and test/ (default data/DATASET).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
+              help="Training seed (default: the first of train.seeds).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default models/DATASET-MODEL).")
+              help="Output folder (default models/DATASET-MODEL/seed-SEED).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @progress_option
 @user_errors
 def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind: str,
-          data_dir: str | None, out_dir: str | None, resume: bool, progress: bool) -> None:
+          seed: int | None, data_dir: str | None, out_dir: str | None, resume: bool,
+          progress: bool) -> None:
     """Fit DC-IGN or the entangled baseline on DATASET's shards."""
     from train.fit import fit
 
     params = get_params(params_path, overrides)
+    seed = params.train.seeds[0] if seed is None else seed
     fit(params, dataset, Path(data_dir or f"data/{dataset}"),
-        Path(out_dir or f"models/{dataset}-{model_kind}"), model_kind=model_kind, resume=resume,
-        progress=progress)
+        Path(out_dir or model_dir("models", dataset, model_kind, seed)), model_kind=model_kind,
+        seed=seed, resume=resume, progress=progress)
 
 
 @main.command()
@@ -185,7 +189,8 @@ def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="Shards folder with train/ and test/ (default data/DATASET).")
 @click.option("--models", "models_dir", type=click.Path(file_okay=False), default="models",
-              show_default=True, help="Holds DATASET-dcign/model.pt and DATASET-baseline/model.pt.")
+              show_default=True,
+              help="Holds DATASET-MODEL/seed-SEED/model.pt for each seed of train.seeds.")
 @click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), default=None,
               help="Metrics JSON (default metrics/DATASET.json).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -194,10 +199,11 @@ def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind
 def evaluate(dataset: str, params_path: str, overrides: tuple[str, ...], data_dir: str | None,
              models_dir: str, metrics_path: str | None, out_dir: str | None) -> None:
     """Score DC-IGN and the baseline on DATASET's test shards; write metrics and plots."""
-    from evaluate.stage import MODELS, evaluate_dataset
+    from evaluate.stage import evaluate_dataset
 
     params = get_params(params_path, overrides)
-    ckpts = {m: Path(models_dir) / f"{dataset}-{m}" / "model.pt" for m in MODELS}
+    ckpts = {s: {m: model_dir(models_dir, dataset, m, s) / "model.pt" for m in MODELS}
+             for s in params.train.seeds}
     evaluate_dataset(params, dataset, Path(data_dir or f"data/{dataset}"), ckpts,
                      Path(metrics_path or f"metrics/{dataset}.json"),
                      Path(out_dir or f"eval/{dataset}"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 
 from pipeline.config import ParamsError, build, set_dotted, to_dict
@@ -19,9 +20,34 @@ from pipeline.config import ParamsError, build, set_dotted, to_dict
 FACTORS = ("azimuth", "elevation", "light_azimuth")  # canonical order of the stored factors
 INTRINSIC = "intrinsic"
 SPLITS = ("train", "test")
+# Splits whose extrinsic minibatches lie on one shared grid of their factor's values (the other
+# factors at one shared setting), so every identity is seen at every grid view: the evaluation's
+# novel-view ground truth is in the shards themselves.
+GRID_SPLITS = ("test",)
 DATASETS = ("faces", "chairs")
+MODELS = ("dcign", "baseline")  # clamped DC-IGN; the same network trained as a plain VAE
 # Elevation beyond +-89 degrees puts the camera on the vertical axis, where "up" is undefined.
 _LIMITS = {"azimuth": (-360.0, 360.0), "elevation": (-89.0, 89.0), "light_azimuth": (-360.0, 360.0)}
+
+
+def is_circular(lo_hi: tuple[float, float]) -> bool:
+    """A factor whose range spans a full turn is an angle on a circle: lo and hi are one value."""
+    lo, hi = lo_hi
+    return hi - lo >= 360.0
+
+
+def grid_values(lo_hi: tuple[float, float], n: int) -> np.ndarray:
+    """n evenly spaced values of a factor (degrees, float64): both ends of a linear range, or
+    a circular one's start and n - 1 more steps of 360/n (its end is its start again)."""
+    lo, hi = lo_hi
+    if is_circular(lo_hi):
+        return lo + (hi - lo) * np.arange(n) / n
+    return np.linspace(lo, hi, n)
+
+
+def model_dir(root: str | Path, dataset: str, model: str, seed: int) -> Path:
+    """Where one trained model lives: <root>/<dataset>-<model>/seed-<seed> (dvc.yaml agrees)."""
+    return Path(root) / f"{dataset}-{model}" / f"seed-{seed}"
 
 
 def _check_range(key: str, name: str, lo_hi: tuple[float, float], allow_point: bool) -> None:
@@ -300,6 +326,10 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA
     compile: bool = False
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    # Training seeds (init, minibatch order, sampling noise), apart from the data's `seed`: one
+    # rendered dataset serves every training seed. Each trains its own models; evaluate reports
+    # mean and sd over them.
+    seeds: tuple[int, ...] = (0,)
 
     def steps_for(self, dataset: str) -> int:
         """Training steps for `dataset` (train.steps, or its per-dataset entry)."""
@@ -327,6 +357,13 @@ class TrainConfig:
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ParamsError(f"{key}.betas[{i}]", f"expected 0 <= beta < 1, got {b}")
+        if not self.seeds:
+            raise ParamsError(f"{key}.seeds", "expected at least one training seed")
+        for i, sd in enumerate(self.seeds):
+            if not 0 <= sd < 2**32:
+                raise ParamsError(f"{key}.seeds[{i}]", f"expected 0 <= seed < 2**32, got {sd}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ParamsError(f"{key}.seeds", f"repeated seed in {list(self.seeds)}")
         if self.loader_workers < 0 or self.threads < 0:
             raise ParamsError(f"{key}.loader_workers", "expected >= 0")
         for ds in self.odd_factors:
@@ -344,16 +381,19 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvaluateConfig:
     mig_bins: int = 20  # disentanglement_lib's MIG discretisation
-    dci_trees: int = 50
+    dci_trees: int = 100  # gradient-boosted stages of the DCI probe (disentanglement_lib: 100)
+    dci_depth: int = 3  # their depth (disentanglement_lib: 3)
     max_codes: int = 2000  # test images encoded for MIG/DCI
-    novel_view_inputs: int = 16  # test identities re-rendered per factor
-    novel_view_targets: int = 5  # target factor values per input
+    novel_view_inputs: int = 4  # input views per test identity (grid positions, evenly spread)
+    novel_view_targets: int = 5  # target views per input (grid positions, evenly spread)
+    plot_identities: int = 4  # test identities in the truth / DC-IGN / baseline grids
     traversal_inputs: int = 5
     traversal_steps: int = 9
 
     def check(self, key: str) -> None:
-        for name in ("mig_bins", "dci_trees", "max_codes", "novel_view_inputs",
-                     "novel_view_targets", "traversal_inputs", "traversal_steps"):
+        for name in ("mig_bins", "dci_trees", "dci_depth", "max_codes", "novel_view_inputs",
+                     "novel_view_targets", "plot_identities", "traversal_inputs",
+                     "traversal_steps"):
             _positive(f"{key}.{name}", getattr(self, name))
 
 

@@ -49,6 +49,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -60,6 +61,7 @@ from pipeline.atomic import remove_stale_temps
 from pipeline.config import ParamsError
 from pipeline.params import (
     FACTORS,
+    GRID_SPLITS,
     INTRINSIC,
     SPLITS,
     ChairsConfig,
@@ -68,7 +70,7 @@ from pipeline.params import (
     params_dict,
 )
 from pipeline.progress import progress_bar
-from render.batches import kind_sequence
+from render.batches import kind_ordinals, kind_sequence
 from render.chairs import _split_of
 from render.seeds import stream
 from render.shading import LUMA
@@ -80,7 +82,7 @@ from render.shards import (
     shard_path,
     write_shard,
 )
-from render.stage import RenderSummary, ShardTask, shard_tasks
+from render.stage import RenderSummary, ShardTask, factor_ranges, shard_tasks
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +293,8 @@ class SplitPlanner:
         self._groups = {k: self._group(k) for k in ds.factors if k in VIEW_FACTORS}
         self._values = {f: sorted({v.value(f) for vs in self.views for v in vs})
                         for f in VIEW_FACTORS}
+        self._grids = ({k: self._grid(k) for k in self._groups} if split in GRID_SPLITS
+                       else {})
 
     @property
     def names(self) -> list[str]:
@@ -322,6 +326,40 @@ class SplitPlanner:
                 f"lower render.batch_size or move {kind} to render.chairs.other_factors")
         return groups
 
+    def _grid(self, kind: str) -> tuple[tuple[int, ...], list[tuple[AubryView, ...]]]:
+        """A grid split's shared views of `kind`: (chairs that have all of them, their views in
+        grid order). The other view factor is held at the value most chairs have (nearest the
+        middle of its range on a tie); the grid is batch_size of the values of `kind` that all
+        those chairs share, evenly spread by rank."""
+        other = VIEW_FACTORS[1 - VIEW_FACTORS.index(kind)]
+        groups = self._groups[kind]
+        mid = 0.5 * sum(self.ds.factor_range(other))
+        held = Counter(g[0].value(other) for _, g in groups)
+        value = min(held, key=lambda v: (-held[v], abs(v - mid), v))
+        at = [(i, {v.value(kind): v for v in g}) for i, g in groups if g[0].value(other) == value]
+        common = sorted(set.intersection(*(set(by) for _, by in at)))
+        if len(common) < self.batch_size:
+            raise ValueError(
+                f"the {self.split!r} chairs share only {len(common)} {kind} values at {other} "
+                f"{value:g}, fewer than render.batch_size={self.batch_size}: a test {kind} batch "
+                f"must show every chair at the same views; lower render.batch_size")
+        grid = [common[(j * len(common)) // self.batch_size] for j in range(self.batch_size)]
+        return tuple(i for i, _ in at), [tuple(by[g] for g in grid) for _, by in at]
+
+    def grid_plan(self, kind: str, ordinal: int) -> ImportBatch:
+        """The `ordinal`-th `kind` batch of a grid split: chair `ordinal` (mod the grid's
+        chairs) at the shared views."""
+        chairs, views = self._grids[kind]
+        n = ordinal % len(chairs)
+        return self._batch(kind, np.full(self.batch_size, chairs[n]), list(views[n]))
+
+    def _batch(self, kind: str, ids: np.ndarray, views: list[AubryView]) -> ImportBatch:
+        factors = np.zeros((self.batch_size, len(FACTORS)), dtype=np.float32)  # light: 0.0
+        for j, name in enumerate(FACTORS):
+            if name in VIEW_FACTORS:
+                factors[:, j] = [v.value(name) for v in views]
+        return ImportBatch(kind, ids.astype(np.int64), factors, tuple(v.path for v in views))
+
     def plan(self, kind: str, rng: np.random.Generator) -> ImportBatch:
         if kind == INTRINSIC:
             ids = rng.choice(len(self.chairs), size=self.batch_size, replace=False)
@@ -331,11 +369,7 @@ class SplitPlanner:
             pick = rng.choice(len(group), size=self.batch_size, replace=False)
             ids = np.full(self.batch_size, ident)
             views = [group[j] for j in pick]
-        factors = np.zeros((self.batch_size, len(FACTORS)), dtype=np.float32)  # light: 0.0
-        for j, name in enumerate(FACTORS):
-            if name in VIEW_FACTORS:
-                factors[:, j] = [v.value(name) for v in views]
-        return ImportBatch(kind, ids.astype(np.int64), factors, tuple(v.path for v in views))
+        return self._batch(kind, ids, views)
 
     def _intrinsic_views(self, ids: np.ndarray, rng: np.random.Generator) -> list[AubryView]:
         # Disentangled view factors are held: one target, each chair's nearest view. Others
@@ -357,7 +391,9 @@ class SplitPlanner:
     def plans(self, start: int, stop: int) -> list[ImportBatch]:
         """Plans of minibatches [start, stop) of the split."""
         kinds = kind_sequence(self.ds, self.seed, DATASET, self.split)
-        return [self.plan(kinds[i], stream(self.seed, "aubry", self.split, i))
+        ordinals = kind_ordinals(kinds)
+        return [self.grid_plan(kinds[i], ordinals[i]) if kinds[i] in self._grids
+                else self.plan(kinds[i], stream(self.seed, "aubry", self.split, i))
                 for i in range(start, stop)]
 
 
@@ -417,7 +453,8 @@ def _write_task(params: Params, planner: SplitPlanner, task: ShardTask, out_dir:
                 kind_names=ds.kinds, attrs={
         "dataset": DATASET, "split": task.split, "renderer": RENDERER,
         "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
-        "seed": params.seed, "latent_factors": list(ds.factors), "params": record,
+        "seed": params.seed, "latent_factors": list(ds.factors),
+        "factor_ranges": factor_ranges(ds), "params": record,
         "software": _software(), "fingerprint": fp, "shard_index": task.index,
         "first_batch": task.start, "identity_names": json.dumps(planner.names),
         "unknown_factors": json.dumps(list(UNKNOWN_FACTORS)),

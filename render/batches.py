@@ -7,6 +7,13 @@ A minibatch varies exactly one kind of thing (paper section 3.1):
   held; non-disentangled factors (`other_factors`) are drawn per image, because they belong to the
   intrinsic part of the code.
 
+In a grid split (GRID_SPLITS: the test split) an extrinsic batch is drawn from no generator:
+the n-th batch of kind "<factor>" shows identity n (mod the split's identities) at that factor's
+evenly spaced grid (`grid_values`: a circular range without its duplicate end), with every other
+factor at the middle of its range. So every test identity that has a batch of a kind is seen at
+the same views as every other, and a novel view's ground truth, for that identity and for all the
+others, is a stored image.
+
 Plans are pure functions of (seed, dataset, split, batch index): a shard can be rendered alone,
 and in any order, on any machine (sample first, then render from the stored values).
 """
@@ -17,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.params import FACTORS, INTRINSIC, DatasetConfig
+from pipeline.params import FACTORS, GRID_SPLITS, INTRINSIC, DatasetConfig, grid_values
 from render.seeds import stream
 
 
@@ -64,6 +71,23 @@ def plan_batch(
     return BatchPlan(kind, identity.astype(np.int64), factors.astype(np.float32))
 
 
+def reference_view(ds: DatasetConfig) -> dict[str, float]:
+    """The shared setting of the factors a grid batch holds: the middle of each range."""
+    return {name: 0.5 * sum(ds.factor_range(name)) for name in FACTORS}
+
+
+def plan_grid_batch(kind: str, ordinal: int, *, ds: DatasetConfig, batch_size: int,
+                    num_identities: int) -> BatchPlan:
+    """The `ordinal`-th batch of extrinsic `kind` of a grid split (module docstring)."""
+    ref = reference_view(ds)
+    factors = np.empty((batch_size, len(FACTORS)))
+    for j, name in enumerate(FACTORS):
+        factors[:, j] = grid_values(ds.factor_range(name), batch_size) if name == kind \
+            else ref[name]
+    identity = np.full(batch_size, ordinal % num_identities, dtype=np.int64)
+    return BatchPlan(kind, identity, factors.astype(np.float32))
+
+
 def plan_split(
     ds: DatasetConfig,
     *,
@@ -78,8 +102,23 @@ def plan_split(
     """Plans for minibatches [start, stop) of a split."""
     kinds = kind_sequence(ds, seed, dataset, split)
     stop = len(kinds) if stop is None else stop
-    return [
-        plan_batch(kinds[i], stream(seed, "batch", dataset, split, i), ds=ds,
-                   batch_size=batch_size, num_identities=num_identities)
-        for i in range(start, stop)
-    ]
+    ordinals = kind_ordinals(kinds)
+    plans = []
+    for i in range(start, stop):
+        if split in GRID_SPLITS and kinds[i] != INTRINSIC:
+            plans.append(plan_grid_batch(kinds[i], ordinals[i], ds=ds, batch_size=batch_size,
+                                         num_identities=num_identities))
+        else:
+            plans.append(plan_batch(kinds[i], stream(seed, "batch", dataset, split, i), ds=ds,
+                                    batch_size=batch_size, num_identities=num_identities))
+    return plans
+
+
+def kind_ordinals(kinds: list[str]) -> list[int]:
+    """For each batch, how many batches of its kind come before it."""
+    seen: dict[str, int] = {}
+    out = []
+    for k in kinds:
+        out.append(seen.get(k, 0))
+        seen[k] = out[-1] + 1
+    return out

@@ -12,9 +12,10 @@ kind       uint8    (N,)             attr ``names`` = the dataset's kinds
 =========  =======  ===============  ====================================================
 
 Root attributes: schema_version, dataset, split, renderer, image_size, channels, batch_size,
-seed, latent_factors (JSON list, latent order), params (JSON of the params that made it),
-software (JSON of versions), fingerprint (what the shard was made from; a re-run skips a shard
-only if its fingerprint matches), shard_index, first_batch.
+seed, latent_factors (JSON list, latent order), factor_ranges (JSON {factor: [lo, hi]} in
+degrees, every stored factor; a range spanning 360 is circular), params (JSON of the params
+that made it), software (JSON of versions), fingerprint (what the shard was made from; a re-run
+skips a shard only if its fingerprint matches), shard_index, first_batch.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: factor_ranges; test batches on a shared grid
 SHARD_GLOB = "shard-*.h5"
-_JSON_ATTRS = ("latent_factors", "params", "software")
+_JSON_ATTRS = ("latent_factors", "factor_ranges", "params", "software")
 _REQUIRED_ATTRS = (
     "schema_version", "dataset", "split", "renderer", "image_size", "channels", "batch_size",
-    "seed", "latent_factors", "params", "software", "fingerprint", "shard_index", "first_batch",
+    "seed", "latent_factors", "factor_ranges", "params", "software", "fingerprint",
+    "shard_index", "first_batch",
 )
 
 
@@ -115,6 +117,10 @@ class ShardInfo:
     def latent_factors(self) -> tuple[str, ...]:
         return tuple(self.attrs["latent_factors"])
 
+    @property
+    def factor_ranges(self) -> dict[str, tuple[float, float]]:
+        return {k: (float(v[0]), float(v[1])) for k, v in self.attrs["factor_ranges"].items()}
+
 
 def _attrs(f: h5py.File) -> dict[str, Any]:
     out = {}
@@ -165,6 +171,10 @@ def validate(path: str | Path, f: h5py.File | None = None) -> ShardInfo:
         raise ShardError(f"{path}: identity must be {(n, b)} and kind {(n,)}")
     if not kind_names or (n and int(np.max(kind[:])) >= len(kind_names)):
         raise ShardError(f"{path}: kind values outside its names {kind_names}")
+    ranges = attrs["factor_ranges"]
+    if not isinstance(ranges, dict) or sorted(ranges) != sorted(factor_names) or any(
+            not isinstance(v, list) or len(v) != 2 for v in ranges.values()):
+        raise ShardError(f"{path}: factor_ranges must give [lo, hi] for each of {factor_names}")
     return ShardInfo(path, n, b, c, h, factor_names, kind_names, attrs)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline.atomic import remove_stale_temps
-from pipeline.params import FACTORS, SPLITS, Params, fingerprint, params_dict
+from pipeline.params import FACTORS, SPLITS, DatasetConfig, Params, fingerprint, params_dict
 from pipeline.progress import progress_bar
 from render.backends import Backend, make_backend
 from render.batches import BatchPlan, plan_split
@@ -72,6 +72,11 @@ def render_params(params: Params, dataset: str) -> dict:
     ds = params_dict(params.render.dataset(dataset))
     ds.pop("aubry", None)  # import-chairs settings do not change rendered chairs
     return {"seed": params.seed, "render": common, dataset: ds}
+
+
+def factor_ranges(ds: DatasetConfig) -> dict[str, list[float]]:
+    """Every stored factor's range in degrees, as the shards record it."""
+    return {name: [float(v) for v in ds.factor_range(name)] for name in FACTORS}
 
 
 def shard_tasks(params: Params, dataset: str) -> list[ShardTask]:
@@ -161,6 +166,7 @@ class ShardRenderer:
             "dataset": self.dataset, "split": task.split, "renderer": self.backend.version(),
             "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
             "seed": self.params.seed, "latent_factors": list(self.ds.factors),
+            "factor_ranges": factor_ranges(self.ds),
             "params": self._record, "software": software_versions(),
             "fingerprint": self.fingerprint(task), "shard_index": task.index,
             "first_batch": task.start,

@@ -18,17 +18,22 @@ from tests.conftest import REPO, tiny_params_dict
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-FACE_STAGES = {"render@faces", "train@faces-dcign", "train@faces-baseline", "evaluate@faces"}
+FACE_STAGES = {"render@faces", "train@faces-dcign-0", "train@faces-baseline-0", "evaluate@faces"}
 
 
 def _tiny() -> dict:
     d = tiny_params_dict()
     d["render"]["image_size"] = 40
+    # One test grid batch per test identity (4), so identity retrieval has a gallery.
+    d["render"]["faces"]["batches"]["test"] = {"azimuth": 4, "elevation": 4, "light_azimuth": 4,
+                                               "intrinsic": 1}
+    d["render"]["chairs"]["batches"]["test"] = {"azimuth": 4, "intrinsic": 1}
     d["train"].update(steps={"faces": 3, "chairs": 3}, latent_dim=6,
                       enc_channels=[4, 4, 4], dec_channels=[4, 4, 4],
                       eval_every=3, eval_batches=2, log_every=1, loader_workers=0,
-                      checkpoint_every=100)
-    d["evaluate"].update(max_codes=100, dci_trees=2, novel_view_inputs=2, novel_view_targets=2,
+                      checkpoint_every=100, seeds=[0])
+    d["evaluate"].update(max_codes=100, dci_trees=2, dci_depth=2, novel_view_inputs=2,
+                         novel_view_targets=2, plot_identities=2,
                          traversal_inputs=2, traversal_steps=3)
     return d
 
@@ -73,12 +78,14 @@ def test_repro_edit_ranges_and_gate(project):
         for split in ("train", "test"):
             assert list_shards(project / "data" / ds / split)
         for model in ("dcign", "baseline"):
-            assert (project / "models" / f"{ds}-{model}" / "model.pt").is_file()
+            assert (project / "models" / f"{ds}-{model}" / "seed-0" / "model.pt").is_file()
         metrics = json.loads((project / "metrics" / f"{ds}.json").read_text())
         for model in ("dcign", "baseline"):
             m = metrics[model]
-            assert {"test_mse", "equivariance", "invariance", "novel_view_mse", "mig",
+            assert {"test_mse", "equivariance", "angle_error_deg", "invariance",
+                    "novel_view_mse", "novel_view_vs_oracle", "identity_retrieval", "mig",
                     "dci"} <= set(m)
+        assert metrics["n_seeds"] == 1 and "novel_view_oracle_mse" in metrics["reference"]
         assert list((project / "eval" / ds / "plots").glob("*.png"))
     assert "render@faces" in (project / "dvc.lock").read_text()
     shown = _ok(project, "dvc", "metrics", "show", "--json")
@@ -91,7 +98,7 @@ def test_repro_edit_ranges_and_gate(project):
     params["train"]["steps"]["chairs"] = 4
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(_ok(project, "dvc", "status", "--json"))
-    assert set(status) == {"train@chairs-dcign", "train@chairs-baseline"}
+    assert set(status) == {"train@chairs-dcign-0", "train@chairs-baseline-0"}
     params["train"]["steps"]["chairs"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert json.loads(_ok(project, "dvc", "status", "--json")) == {}

@@ -36,6 +36,7 @@ class SplitIndex:
     channels: int
     batch_size: int
     dataset: str
+    factor_ranges: dict[str, tuple[float, float]]  # stored factor -> (lo, hi) degrees
 
     @classmethod
     def scan(cls, split_dir: str | Path) -> SplitIndex:
@@ -49,18 +50,20 @@ class SplitIndex:
         for fi, path in enumerate(files):
             with open_shard(path) as (f, info):
                 key = (info.kind_names, info.latent_factors, info.image_size, info.channels,
-                       info.batch_size, info.attrs["dataset"])
+                       info.batch_size, info.attrs["dataset"],
+                       tuple(sorted(info.factor_ranges.items())))
                 if first is None:
                     first = key
                 elif key != first:
                     raise ShardError(f"{path}: disagrees with {files[0]} on kinds, factors, "
-                                     f"image size, channels, batch size or dataset")
+                                     f"factor ranges, image size, channels, batch size or "
+                                     f"dataset")
                 for row, k in enumerate(f["kind"][:]):
                     rows.setdefault(info.kind_names[k], []).append((fi, row))
         assert first is not None
-        kinds, latent, size, channels, bsize, dataset = first
+        kinds, latent, size, channels, bsize, dataset, ranges = first
         by_kind = {k: np.array(rows.get(k, []), dtype=np.int64).reshape(-1, 2) for k in kinds}
-        return cls(files, kinds, by_kind, latent, size, channels, bsize, dataset)
+        return cls(files, kinds, by_kind, latent, size, channels, bsize, dataset, dict(ranges))
 
     def count(self, kind: str) -> int:
         return len(self.by_kind[kind])

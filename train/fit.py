@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from pipeline.atomic import write_text
-from pipeline.params import Params, params_dict
+from pipeline.params import MODELS, Params, params_dict
 from pipeline.progress import progress_bar
 from render.seeds import stream
 from train import checkpoint
@@ -31,7 +31,6 @@ from train.data import MinibatchStream, SplitIndex, fixed_batches, make_loader
 from train.model import DCIGN, ModelConfig, vae_loss
 
 log = logging.getLogger(__name__)
-MODELS = ("dcign", "baseline")
 FINAL, LAST = "model.pt", "last.pt"
 
 
@@ -158,10 +157,23 @@ class Evaluator:
         return {"loss": total / n, "recon": recon / n, "kl": kl / n, "mse": sq / pixels}
 
 
+def train_record(params: Params, dataset: str, seed: int) -> dict:
+    """What a run is made from, as its checkpoint records it: the data seed, the training seed
+    and the train params, with per-dataset entries reduced to this dataset's."""
+    t = params_dict(params.train)
+    t.pop("seeds")
+    t["steps"] = params.train.steps_for(dataset)
+    t["odd_factors"] = list(params.train.odd_factors.get(dataset, ()))
+    return {"seed": params.seed, "train_seed": int(seed), "train": t}
+
+
 def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path, *,
-        model_kind: str, resume: bool = False, progress: bool = True,
+        model_kind: str, seed: int | None = None, resume: bool = False, progress: bool = True,
         stop_after: int | None = None) -> FitResult:
     """Train and write out_dir/model.pt (+ dvclive curves in out_dir/live, out_dir/train.json).
+
+    seed: the training seed (weights' init, minibatch order, sampling noise); default the first
+    of train.seeds. The data's own seed (params.seed) made the shards and is not used here.
 
     resume: continue from out_dir/last.pt (or a finished model.pt) if present; the weights and
     curves equal an uninterrupted run's. Only the keys in RESUME_MAY_CHANGE may differ from the
@@ -170,18 +182,21 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     """
     if model_kind not in MODELS:
         raise ValueError(f"--model must be one of {MODELS}, got {model_kind!r}")
+    seed = params.train.seeds[0] if seed is None else int(seed)
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2**32), got {seed}")
     rank, world, created = _dist_setup()
     try:
         return _fit(params, dataset, Path(data_dir), Path(out_dir), model_kind=model_kind,
-                    resume=resume, progress=progress, stop_after=stop_after, rank=rank,
-                    world=world)
+                    seed=seed, resume=resume, progress=progress, stop_after=stop_after,
+                    rank=rank, world=world)
     finally:
         if created:
             dist.destroy_process_group()
 
 
 def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_kind: str,
-         resume: bool, progress: bool, stop_after: int | None, rank: int,
+         seed: int, resume: bool, progress: bool, stop_after: int | None, rank: int,
          world: int) -> FitResult:
     t = params.train
     n_steps = t.steps_for(dataset)
@@ -194,10 +209,10 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         raise ValueError(f"{data_dir}: train and test shards disagree on kinds or image shape")
     cfg = model_config(params, train_idx, dataset)
     assignment = LatentAssignment(train_idx.latent_factors, t.latent_dim)
-    record = {"seed": params.seed, "train": params_dict(t)}
+    record = train_record(params, dataset, seed)
 
     # Same initial weights for DC-IGN and baseline: the clamp is the only difference.
-    torch.manual_seed(_seed_int(params.seed, "init", dataset))
+    torch.manual_seed(_seed_int(seed, "init", dataset))
     model = DCIGN(cfg).to(device)
     cuda = device.type == "cuda"
     if cuda:
@@ -239,7 +254,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     if t.amp and cuda:
         amp = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
 
-    train_ds = MinibatchStream(train_idx, params.seed, t.kind_mix)
+    train_ds = MinibatchStream(train_idx, seed, t.kind_mix)
     loader = make_loader(train_ds, start=start, stop=stop, group=t.minibatches_per_step,
                          rank=rank, world=world, workers=t.loader_workers, pin_memory=cuda)
     evaluate, live = None, None
@@ -263,7 +278,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         kinds = [train_idx.kinds[k] for k in batch["kind"].tolist()]
-        noise = item_noise(params.seed, batch["item"], train_idx.batch_size,
+        noise = item_noise(seed, batch["item"], train_idx.batch_size,
                            t.latent_dim).to(device)
         with amp():
             if model_kind == "dcign":

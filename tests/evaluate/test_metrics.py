@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 
 import numpy as np
 import pytest
+from scipy.stats import entropy
+from sklearn.ensemble import GradientBoostingClassifier
 
 from evaluate.metrics import (
+    DCI_GBT_DEFAULTS,
+    angle_difference,
+    circular_equivariance,
     dci,
     equivariance,
     factor_to_latent,
+    fit_angle_readout,
     invariance_ratio,
     largest_variance_latent,
     latent_to_factor,
     linear_calibration,
+    median_angle_error,
     mig,
+    top1_retrieval,
 )
 
 N_TRAIN, N_TEST, K = 2000, 1000, 3
+# The structural DCI tests below check how the scores are assembled, not the probe, so they use
+# a small probe (5 stages of depth 2) for speed; the literature's probe has its own test.
+fast_dci = partial(dci, n_estimators=5, max_depth=2)
 RANGES = np.array([[-90.0, 90.0], [-30.0, 30.0], [-90.0, 90.0]])  # azimuth, elevation, light
 
 
@@ -45,7 +57,7 @@ def data() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def dci_identity(data) -> dict:
-    return dci(data["f_train"], data["f_train"], data["f_test"], data["f_test"])
+    return fast_dci(data["f_train"], data["f_train"], data["f_test"], data["f_test"])
 
 
 # --------------------------------------------------------------------------- MIG
@@ -128,7 +140,7 @@ def test_dci_identity_code_scores_near_one(dci_identity):
 
 
 def test_dci_random_code_scores_low(data):
-    result = dci(data["noise_train"], data["f_train"], data["noise_test"], data["f_test"])
+    result = fast_dci(data["noise_train"], data["f_train"], data["noise_test"], data["f_test"])
     assert result["disentanglement"] < 0.2
     assert result["completeness"] < 0.2
     assert result["informativeness"] < 0.15  # chance is about 1/20
@@ -137,7 +149,7 @@ def test_dci_random_code_scores_low(data):
 def test_dci_duplicated_latents_lose_completeness_only(data):
     codes_tr = np.hstack([data["f_train"], data["f_train"]])
     codes_te = np.hstack([data["f_test"], data["f_test"]])
-    result = dci(codes_tr, data["f_train"], codes_te, data["f_test"])
+    result = fast_dci(codes_tr, data["f_train"], codes_te, data["f_test"])
     assert result["disentanglement"] > 0.9
     # Importance split evenly over two of six codes: 1 - log 2 / log 6.
     assert result["completeness"] == pytest.approx(1 - math.log(2) / math.log(6), abs=0.1)
@@ -147,7 +159,7 @@ def test_permutation_keeps_scores_but_breaks_the_assignment(data, dci_identity):
     # DCI and MIG do not care which latent holds which factor; the paper's metrics read a fixed
     # assignment (z[0] = azimuth), so a permuted code fails there and only there.
     perm = [1, 2, 0]
-    permuted = dci(
+    permuted = fast_dci(
         data["f_train"][:, perm], data["f_train"], data["f_test"][:, perm], data["f_test"]
     )
     assert permuted["informativeness"] == pytest.approx(dci_identity["informativeness"], abs=0.02)
@@ -159,15 +171,17 @@ def test_permutation_keeps_scores_but_breaks_the_assignment(data, dci_identity):
 
 def test_dci_is_invariant_to_code_scale(data, dci_identity):
     scale = np.array([1e3, 1e-2, 3.0])
-    result = dci(data["f_train"] * scale, data["f_train"], data["f_test"] * scale, data["f_test"])
+    result = fast_dci(data["f_train"] * scale, data["f_train"], data["f_test"] * scale,
+                      data["f_test"])
     for key in ("disentanglement", "completeness", "informativeness"):
         assert result[key] == pytest.approx(dci_identity[key], abs=1e-2)
 
 
 def test_dci_is_deterministic_and_json_ready(data, dci_identity):
-    again = dci(data["f_train"], data["f_train"], data["f_test"], data["f_test"], random_state=0)
+    args = (data["f_train"], data["f_train"], data["f_test"], data["f_test"])
+    again = fast_dci(*args, random_state=0)
     assert again == dci_identity
-    serial = dci(data["f_train"], data["f_train"], data["f_test"], data["f_test"], n_jobs=1)
+    serial = fast_dci(*args, n_jobs=1)
     assert serial == dci_identity
     assert json.loads(json.dumps(again)) == again
 
@@ -175,8 +189,8 @@ def test_dci_is_deterministic_and_json_ready(data, dci_identity):
 def test_dci_constant_factor_is_excluded(data):
     f_tr = np.hstack([data["f_train"][:, :2], np.zeros((N_TRAIN, 1))])
     f_te = np.hstack([data["f_test"][:, :2], np.zeros((N_TEST, 1))])
-    result = dci(data["f_train"], f_tr, data["f_test"], f_te)
-    two = dci(data["f_train"], f_tr[:, :2], data["f_test"], f_te[:, :2])
+    result = fast_dci(data["f_train"], f_tr, data["f_test"], f_te)
+    two = fast_dci(data["f_train"], f_tr[:, :2], data["f_test"], f_te[:, :2])
     assert np.all(np.asarray(result["importance"])[:, 2] == 0.0)
     for key in ("disentanglement", "completeness", "informativeness", "informativeness_train"):
         assert result[key] == pytest.approx(two[key]), key
@@ -184,16 +198,48 @@ def test_dci_constant_factor_is_excluded(data):
 
 def test_dci_single_code_and_factor_has_no_nan(data):
     f_tr, f_te = data["f_train"][:, :1], data["f_test"][:, :1]
-    result = dci(f_tr, f_tr, f_te, f_te)
+    result = fast_dci(f_tr, f_tr, f_te, f_te)
     assert result["disentanglement"] == 1.0
     assert result["completeness"] == 1.0
 
 
 def test_dci_gbt_kwargs_reach_the_classifier(data, dci_identity):
     args = (data["f_train"], data["f_train"], data["f_test"], data["f_test"])
-    assert dci(*args, n_estimators=1)["importance"] != dci_identity["importance"]
+    assert fast_dci(*args, n_estimators=1)["importance"] != dci_identity["importance"]
     with pytest.raises(TypeError):
         dci(*args, no_such_arg=1)
+
+
+def _disentanglement_lib_dci(x_tr, y_tr, x_te, y_te) -> dict:
+    """DCI as disentanglement_lib defines it (dci.py), written out here independently:
+    sklearn's default GradientBoostingClassifier per factor, importances |feature_importances_|,
+    1 - entropy of each code's (factor's) normalised row (column), weighted by its share."""
+    n_codes, n_factors = x_tr.shape[1], y_tr.shape[1]
+    importance, accuracy = np.zeros((n_codes, n_factors)), []
+    for k in range(n_factors):
+        model = GradientBoostingClassifier(random_state=0).fit(x_tr, y_tr[:, k])
+        importance[:, k] = np.abs(model.feature_importances_)
+        accuracy.append(np.mean(model.predict(x_te) == y_te[:, k]))
+    per_code = 1 - entropy(importance.T + 1e-11, base=n_factors)
+    per_factor = 1 - entropy(importance + 1e-11, base=n_codes)
+    return {"disentanglement": float(per_code @ (importance.sum(1) / importance.sum())),
+            "completeness": float(per_factor @ (importance.sum(0) / importance.sum())),
+            "informativeness": float(np.mean(accuracy))}
+
+
+def test_dci_default_probe_is_disentanglement_libs():
+    assert DCI_GBT_DEFAULTS == {"n_estimators": 100, "max_depth": 3}  # sklearn's defaults
+    rng = np.random.default_rng(7)
+    n_tr, n_te = 600, 300
+    y = rng.integers(0, 5, size=(n_tr + n_te, 2)).astype(np.float64)  # discrete factors
+    # A noisy code: factor 0 in two latents, factor 1 in one, plus a pure-noise latent.
+    x = np.stack([y[:, 0] + rng.normal(0, 0.6, len(y)), y[:, 0] + y[:, 1] * 0.3,
+                  y[:, 1] + rng.normal(0, 0.4, len(y)), rng.normal(size=len(y))], 1)
+    ours = dci(x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:], random_state=0)
+    theirs = _disentanglement_lib_dci(x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:])
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, abs=1e-6), key
+    assert 0.2 < ours["disentanglement"] < 0.95  # a code this mixed is far from 1
 
 
 def test_inputs_are_validated(data):
@@ -304,3 +350,88 @@ def test_linear_calibration_degenerate_cases():
         linear_calibration(np.arange(5.0), np.ones(5))
     with pytest.raises(ValueError, match="slope is 0"):
         latent_to_factor(1.0, 0.0, 0.0)
+
+
+# --------------------------------------------------------------------------- angles
+
+
+def _circle(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.uniform(0.0, 360.0, n)
+
+
+def test_angle_difference_wraps():
+    assert angle_difference(350.0, 10.0) == pytest.approx(-20.0)
+    assert angle_difference(10.0, 350.0) == pytest.approx(20.0)
+    assert angle_difference(0.0, 360.0) == pytest.approx(0.0)
+    assert angle_difference(-90.0, 90.0) == pytest.approx(-180.0)
+
+
+def _score(code_tr, f_tr, code_te, f_te):
+    readout = fit_angle_readout(code_tr, f_tr, circular=True, lo=0.0)
+    read = readout.degrees(code_te)
+    return (circular_equivariance(f_te, read),
+            median_angle_error(f_te, read, circular=True), read)
+
+
+def test_a_circular_code_reads_back_its_angle():
+    rng = np.random.default_rng(3)
+    f_tr, f_te = _circle(rng, 2000), _circle(rng, 1000)
+
+    def cos_sin(f):
+        r = np.radians(f)
+        return np.stack([np.cos(r), np.sin(r)], 1) + rng.normal(0, 0.01, (len(f), 2))
+
+    eq, err, read = _score(cos_sin(f_tr), f_tr, cos_sin(f_te), f_te)
+    assert eq > 0.99 and err < 1.0
+    assert np.all((read >= 0) & (read < 360))
+    # One latent sweeping the circle once, with its seam anywhere (here at 100 degrees), is
+    # read back exactly by the wrapping line; a Pearson r would punish the seam.
+    def seam(f):
+        return ((f - 100.0) % 360.0)[:, None] * -0.01 + 3.0
+
+    eq, err, _ = _score(seam(f_tr), f_tr, seam(f_te), f_te)
+    assert eq > 0.999 and err < 0.1
+    assert equivariance(seam(f_te)[:, 0], f_te) < 0.9
+
+
+def test_a_folded_code_does_not_read_back_its_angle():
+    rng = np.random.default_rng(4)
+    f_tr, f_te = _circle(rng, 2000), _circle(rng, 1000)
+    # |angle from 180|: both sides of the fold give one value, as a folded latent does.
+    def fold(f):
+        return np.abs(angle_difference(f, 180.0))[:, None]
+
+    eq, err, _ = _score(fold(f_tr), f_tr, fold(f_te), f_te)
+    assert eq < 0.8 and err > 20.0
+
+    def cos_abs_sin(f):
+        r = np.radians(f)
+        return np.stack([np.cos(r), np.abs(np.sin(r))], 1)
+
+    eq, err, _ = _score(cos_abs_sin(f_tr), f_tr, cos_abs_sin(f_te), f_te)
+    assert eq < 0.8 and err > 20.0
+
+
+def test_unrelated_code_scores_near_zero_on_a_circle():
+    rng = np.random.default_rng(5)
+    f_tr, f_te = _circle(rng, 2000), _circle(rng, 1000)
+    eq, err, _ = _score(rng.normal(size=(2000, 1)), f_tr, rng.normal(size=(1000, 1)), f_te)
+    assert eq < 0.15 and err > 60.0
+
+
+def test_a_linear_readout_inverts_a_line():
+    f = np.linspace(-90, 90, 50)
+    readout = fit_angle_readout((0.02 * f - 1.0)[:, None], f, circular=False)
+    assert np.allclose(readout.degrees((0.02 * f - 1.0)[:, None]), f)
+    assert median_angle_error(f, f + 3.0, circular=False) == pytest.approx(3.0)
+
+
+def test_top1_retrieval_known_answers():
+    rng = np.random.default_rng(6)
+    gallery = rng.normal(size=(10, 50))
+    labels = np.arange(10)
+    assert top1_retrieval(gallery + rng.normal(0, 0.01, gallery.shape), gallery, labels) == 1.0
+    # Every query equal to one gallery row: exactly one of ten is right.
+    assert top1_retrieval(np.repeat(gallery[:1], 10, 0), gallery, labels) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="labels"):
+        top1_retrieval(gallery, gallery, labels[:5])

@@ -309,3 +309,19 @@ def test_light_cannot_be_disentangled(tree, tmp_path):
     params = dataclasses.replace(params, render=dataclasses.replace(params.render, chairs=ds))
     with pytest.raises(ParamsError, match=r"render\.chairs\.factors\.light_azimuth"):
         import_chairs(params, tree, tmp_path, progress=False)
+
+
+def test_imported_test_batches_share_one_grid_of_views(tree, tmp_path):
+    params = _params(batches={"train": {"azimuth": 2, "intrinsic": 2},
+                              "test": {"azimuth": 5, "intrinsic": 1}})
+    import_chairs(params, tree, tmp_path, progress=False)
+    rows = [(a.factors[i], a.identity[i], a.images[i]) for a, info in _shards(tmp_path, "test")
+            for i in range(len(a.kind)) if info.kind_names[a.kind[i]] == "azimuth"]
+    assert len(rows) == 5
+    # Batch n shows test chair n (wrapping over the 4 test chairs), all at the same views:
+    # batch_size (4) of the 8 azimuths spread by rank, at one elevation.
+    assert [int(ident[0]) for _, ident, _ in rows] == [0, 1, 2, 3, 0]
+    assert all(np.array_equal(f, rows[0][0]) for f, _, _ in rows)
+    assert rows[0][0][:, 0].tolist() == [0.0, 90.0, 180.0, 270.0]
+    assert len(set(rows[0][0][:, 1].tolist())) == 1
+    assert np.array_equal(rows[0][2], rows[4][2])  # the same chair at the same views

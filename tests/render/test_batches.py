@@ -81,3 +81,33 @@ def test_a_slice_of_the_plan_equals_the_whole_plan_sliced():
                       num_identities=6, start=2, stop=5)
     for x, y in zip(whole[2:5], part, strict=True):
         assert np.array_equal(x.factors, y.factors) and x.kind == y.kind
+
+
+@pytest.mark.parametrize("dataset", ["faces", "chairs"])
+def test_test_batches_put_every_identity_on_one_grid_of_views(dataset):
+    d = tiny_params_dict()
+    ds_d = d["render"][dataset]
+    n_ids = ds_d["identities"]["test"]
+    ds_d["batches"]["test"] = {**{k: n_ids + 1 for k in ds_d["factors"]}, "intrinsic": 1}
+    p = build(Params, d)
+    ds = p.render.dataset(dataset)
+    plans = _plans(p, split="test", dataset=dataset)
+    for kind in ds.factors:
+        grid = [pl for pl in plans if pl.kind == kind]
+        # The n-th batch shows identity n (wrapping), all at exactly the same views.
+        assert [int(pl.identity[0]) for pl in grid] == [*range(n_ids), 0]
+        assert all(np.array_equal(pl.factors, grid[0].factors) for pl in grid)
+        j = FACTORS.index(kind)
+        lo, hi = ds.factor_range(kind)
+        values = grid[0].factors[:, j].astype(np.float64)
+        if hi - lo >= 360:  # a circle: evenly spaced, the end (= the start) left out
+            assert np.allclose(np.diff(values), (hi - lo) / len(values), atol=1e-4)
+            assert len(np.unique(np.round(values % 360, 3))) == len(values)
+        else:
+            assert values[0] == lo and values[-1] == hi and np.all(np.diff(values) > 0)
+        for k, name in enumerate(FACTORS):  # every other factor at the middle of its range
+            if name != kind:
+                assert np.all(grid[0].factors[:, k] == np.float32(sum(ds.factor_range(name)) / 2))
+    # The training split is still drawn at random.
+    train = [pl for pl in _plans(p, dataset=dataset) if pl.kind != INTRINSIC]
+    assert not all(np.array_equal(pl.factors, train[0].factors) for pl in train)

@@ -35,6 +35,7 @@ def _arrays(n=3, b=4, c=1, s=8, seed=0) -> ShardArrays:
 def _attrs(fp="abc", s=8, b=4, c=1) -> dict:
     return {"dataset": "faces", "split": "train", "renderer": "test", "image_size": s,
             "channels": c, "batch_size": b, "seed": 0, "latent_factors": list(FACTORS),
+            "factor_ranges": {f: [-90.0, 90.0] for f in FACTORS},
             "params": {"x": 1}, "software": {"numpy": np.__version__}, "fingerprint": fp,
             "shard_index": 0, "first_batch": 0}
 

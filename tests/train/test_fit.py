@@ -430,7 +430,7 @@ def test_clamping_makes_z0_an_azimuth_latent_and_the_baseline_does_not(tmp_path:
     ratio, var = {}, {}
     for kind in ("dcign", "baseline"):
         fit(make_params(data, **DISENTANGLE_TRAIN), "faces", shards, tmp_path / kind,
-            model_kind=kind, progress=False)
+            model_kind=kind, seed=DISENTANGLE_SEED, progress=False)
         model, ckpt = checkpoint.load_model(tmp_path / kind / FINAL)
         assert checkpoint.assignment_of(ckpt).factors == ("azimuth", "light_azimuth")
         az = within_batch_variance(model, shards / "test", "azimuth")
