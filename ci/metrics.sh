@@ -18,5 +18,12 @@ for side in base head; do
    dcign params "${sets[@]}" --write params.yaml &&
    dvc repro --quiet)
 done
+report="$root/metrics-report.md"
+rc=0
 "$bin/dcign" gate --base "$work/base/metrics" --new "$work/head/metrics" \
-  --params "$work/head/params.yaml" --out "$root/metrics-report.md"
+  --params "$work/head/params.yaml" --out "$report" || rc=$?
+# Beside the gate's verdicts: the committed default-run metrics of the two revisions.
+{ echo; echo "Committed metrics of the default run (\`dvc metrics diff $base HEAD\`):"; echo;
+  (cd "$root" && "$bin/dvc" metrics diff "$base" HEAD --md) || echo "(dvc metrics diff failed)"
+} >> "$report"
+exit "$rc"

@@ -51,3 +51,26 @@ def test_azimuth_pca_writes_a_row_per_window_and_component(tmp_path):
     assert [r.split("|")[1].strip() for r in rows] == ["±90", "±90", "±60", "±60"], text
     shares = [float(r.split("|")[4]) for r in rows]
     assert all(0 < x <= 1 for x in shares) and shares[0] >= shares[1], text
+
+
+def test_gate_noise_writes_spread_false_alarms_and_detection(tmp_path):
+    overrides = tmp_path / "tiny.txt"
+    overrides.write_text("\n".join([
+        "render.image_size=40", "render.batch_size=4", "render.batches_per_shard=8",
+        "render.faces.identities={train: 6, test: 4}",
+        "render.faces.batches={train: {azimuth: 2, elevation: 1, light_azimuth: 1, "
+        "intrinsic: 2}, test: {azimuth: 4, elevation: 4, light_azimuth: 4, intrinsic: 1}}",
+        "render.chairs.identities={train: 6, test: 4}",
+        "render.chairs.batches={train: {azimuth: 2, intrinsic: 2}, test: {azimuth: 4, "
+        "intrinsic: 1}}",
+        "train.steps={faces: 10, chairs: 10}", "train.latent_dim=6", "train.enc_channels=[4,4,4]",
+        "train.dec_channels=[4,4,4]", "train.eval_every=10", "train.eval_batches=2",
+        "evaluate.max_codes=100", "evaluate.dci_trees=2", "evaluate.dci_depth=2",
+        "evaluate.plot_identities=1", "evaluate.traversal_inputs=1", "evaluate.traversal_steps=2",
+    ]) + "\n")
+    text = _bench(tmp_path, "bench.gate_noise", "--seeds", "6", "--changes", "2",
+                  "--overrides", str(overrides))
+    assert "### gate noise at the CI setting" in text
+    assert "| faces.dcign.test_mse |" in text and "| chairs.dcign.test_mse |" in text, text
+    assert "False-alarm rate: " in text and " of 2 seed-only changes." in text, text
+    assert "Regression (train.steps a tenth" in text, text
