@@ -130,3 +130,71 @@ def test_repro_edit_ranges_and_gate(project):
     assert same.returncode == 0 and "No gated metric regressed" in same.stdout
     diff = _ok(project, "dvc", "metrics", "diff", "HEAD~1", "--md")
     assert "metrics/faces.json" in diff
+
+
+def _commit(project: Path, message: str) -> None:
+    _ok(project, "git", "add", "-A")
+    _ok(project, "git", "commit", "-qm", message)
+
+
+def _set(project: Path, edit) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    edit(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def gated_project(tmp_path_factory) -> Path:
+    """The tiny project with 3 training seeds, enough faces steps for reconstruction to be past
+    its noise, and the gate on faces test MSE only."""
+    root = tmp_path_factory.mktemp("gated")
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for f in files:
+        src = REPO / f
+        if src.is_file() and not f.startswith(("metrics/", "eval/", "models/", "dvc.lock")):
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / f)
+    d = _tiny()
+    d["train"].update(steps={"faces": 40, "chairs": 2}, seeds=[0, 1, 2])
+    d["gate"] = {"tolerance": {"faces.*.test_mse": 0.10}}
+    (root / "params.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    for cmd in (("git", "init", "-q"), ("git", "config", "user.email", "ci@example.com"),
+                ("git", "config", "user.name", "ci")):
+        _ok(root, *cmd)
+    _ok(root, "dvc", "repro")
+    _commit(root, "base")
+    return root
+
+
+def _gate(project: Path, base: str) -> subprocess.CompletedProcess:
+    return _run(project, "dcign", "gate", "--base", base, "--new", "HEAD")
+
+
+def test_the_gate_passes_documentation_and_seed_changes_and_fails_a_regression(gated_project):
+    p = gated_project
+    # Documentation only: nothing to re-run, identical metrics, a pass.
+    (p / "README.md").write_text((p / "README.md").read_text() + "\nA note.\n")
+    assert json.loads(_ok(p, "dvc", "status", "--json")) == {}
+    _commit(p, "docs")
+    r = _gate(p, "HEAD~1")
+    assert r.returncode == 0 and "No gated metric regressed" in r.stdout, r.stdout + r.stderr
+
+    # Other training seeds only: new models, the same method; within the seeds' noise.
+    _set(p, lambda d: d["train"].update(seeds=[3, 4, 5]))
+    _ok(p, "dvc", "repro")
+    _commit(p, "other seeds")
+    r = _gate(p, "HEAD~1")
+    assert r.returncode == 0 and "No gated metric regressed" in r.stdout, r.stdout + r.stderr
+    assert "(n=3)" in r.stdout  # mean ± sd over 3 seeds a side
+
+    # A tenth of the training steps: a real regression, named.
+    _set(p, lambda d: d["train"].update(seeds=[0, 1, 2], steps={"faces": 4, "chairs": 2}))
+    _ok(p, "dvc", "repro")
+    _commit(p, "a tenth of the steps")
+    r = _gate(p, "HEAD~2")
+    assert r.returncode == 1, r.stdout + r.stderr
+    verdict = r.stdout.strip().splitlines()[-1]
+    assert verdict.startswith("**") and "faces.dcign.test_mse" in verdict, r.stdout
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("| faces.dcign.test_mse |"))
+    assert row.endswith("| REGRESSED |"), row

@@ -74,3 +74,9 @@ def test_gate_noise_writes_spread_false_alarms_and_detection(tmp_path):
     assert "| faces.dcign.test_mse |" in text and "| chairs.dcign.test_mse |" in text, text
     assert "False-alarm rate: " in text and " of 2 seed-only changes." in text, text
     assert "Regression (train.steps a tenth" in text, text
+
+
+def test_layout_bench_writes_both_layouts(tmp_path):
+    text = _bench(tmp_path, "bench.layout", "--steps", "1", "--rounds", "1")
+    rows = [line for line in text.splitlines() if line.startswith(("| contiguous", "| channels"))]
+    assert len(rows) == 2 and "channels-last / contiguous: " in text, text
