@@ -18,13 +18,13 @@ import torch
 import torch.multiprocessing as mp
 
 from pipeline.config import build
-from pipeline.params import Params
+from pipeline.params import Params, load_params
 from render.stage import make_shards
-from tests.conftest import tiny_params_dict
+from tests.conftest import REPO, tiny_params_dict
 from train import checkpoint
 from train.checkpoint import CheckpointError
 from train.data import MinibatchStream, SplitIndex, StepItems, kind_weights, make_loader
-from train.fit import FINAL, LAST, _seed_int, fit
+from train.fit import FINAL, LAST, _seed_int, fit, train_record
 from train.model import DCIGN, ModelConfig
 
 # 38 px is the smallest side the decoder makes without cropping (16*8 - 90); the encoder needs 36.
@@ -442,3 +442,17 @@ def test_clamping_makes_z0_an_azimuth_latent_and_the_baseline_does_not(tmp_path:
     assert ratio["dcign"] > 5, ratio
     # Baseline: same init, data and steps, no clamp; its z[0] is not an azimuth latent.
     assert ratio["baseline"] < ratio["dcign"] / 3, ratio
+
+
+def test_a_run_records_its_seed_and_only_its_own_datasets_entries():
+    p = load_params(REPO / "params.yaml")
+    r = train_record(p, "chairs", 3)
+    assert r["seed"] == p.seed and r["train_seed"] == 3
+    assert r["train"]["steps"] == p.train.steps_for("chairs")
+    assert r["train"]["odd_factors"] == list(p.train.odd_factors.get("chairs", ()))
+    assert "seeds" not in r["train"]  # the list of seeds is not this run's business
+    # Another dataset's entries, or other seeds in the list, leave the record unchanged, so a
+    # chairs checkpoint is not rewritten when faces' steps change.
+    other = load_params(REPO / "params.yaml", ("train.steps.faces=7", "train.seeds=[0, 3, 9]"))
+    assert train_record(other, "chairs", 3) == r
+    assert train_record(p, "chairs", 4) != r
