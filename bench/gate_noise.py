@@ -26,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.render import machine
+from bench.render import machine, publish
 from bench.train import commit
 from evaluate.gate import compare, sides
 from evaluate.stage import evaluate_dataset, mean_sd
@@ -122,24 +122,19 @@ def main(argv: list[str] | None = None) -> int:
                      f"{s.sd / max(abs(s.mean), 1e-12):.1%} | {r.tolerance:.0%} |")
     lines += ["", f"Seed-only changes ({SIDE} seeds a side, disjoint): gated metrics flagged",
               "", "| base seeds | new seeds | flagged (false alarms) |", "|---|---|---|"]
-    alarms = 0
-    for a, b in seed_only_changes(pool, args.changes):
+    alarms, changes = 0, seed_only_changes(pool, args.changes)
+    for a, b in changes:
         failed = [r.key for r in compare(scored(full, a), scored(full, b), tolerance) if r.failed]
         alarms += bool(failed)
         lines.append(f"| {a} | {b} | {', '.join(failed) or 'none'} |")
-    n_changes = len(seed_only_changes(pool, args.changes))
     base = scored(full, tuple(pool[SIDE:2 * SIDE]))
     rows = compare(base, scored(short, tuple(pool[:SIDE])), tolerance)
     caught = [r.key for r in rows if r.failed]
-    lines += ["", f"False-alarm rate: {alarms} of {n_changes} seed-only changes.",
+    lines += ["", f"False-alarm rate: {alarms} of {len(changes)} seed-only changes.",
               f"Regression (train.steps a tenth: {steps}, seeds {pool[:SIDE]} vs full setting "
               f"seeds {pool[SIDE:2 * SIDE]}): {len(caught)} of {len(gated)} gated metrics "
               f"flagged: {', '.join(caught) or 'none'}.", ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write("\n" + text + "\n")
+    publish("\n".join(lines), args.out)
     return 0
 
 

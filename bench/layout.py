@@ -18,7 +18,7 @@ from datetime import date
 
 import torch
 
-from bench.render import machine
+from bench.render import machine, publish
 from bench.train import REPO, commit
 from pipeline.params import load_params
 from train.clamp import LatentAssignment
@@ -85,11 +85,7 @@ def main() -> None:
              f"| channels-last | {channels_last:.1f} | "
              f"{', '.join(f'{r:.1f}' for r in rates[True])} |", "",
              f"channels-last / contiguous: {channels_last / contiguous:.2f}x", ""]
-    text = "\n".join(lines)
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write("\n" + text + "\n")
+    publish("\n".join(lines), a.out)
 
 
 if __name__ == "__main__":
