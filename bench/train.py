@@ -37,8 +37,8 @@ from pipeline.params import load_params
 from render.stage import make_shards
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream, SplitIndex, make_loader
-from train.fit import item_noise
-from train.model import DCIGN, ModelConfig, vae_loss
+from train.model import DCIGN, ModelConfig
+from train.step import backward_step, item_noise
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 20
@@ -90,13 +90,9 @@ def time_steps(size: int, group: int, model_kind: str, steps: int) -> StepTiming
         t0 = time.perf_counter()
         x = images.flatten(0, 1).float().div_(255)  # (G*B, 1, H, W)
         noise = item_noise(0, items + i * group, BATCH, LATENT)
-        if model_kind == "dcign":
-            out = model(x, kinds, assignment=assignment, noise=noise)
-        else:
-            out = model(x, noise=noise)
-        loss = vae_loss(out.logits, x, out.mu, out.logvar)
         opt.zero_grad(set_to_none=True)
-        loss.total.backward()
+        backward_step(model, x, kinds, noise, model_kind=model_kind, assignment=assignment,
+                      clamp_scale=0.01)
         opt.step()
         if i > 0:  # the first step pays for allocations and kernel selection
             times.append(time.perf_counter() - t0)

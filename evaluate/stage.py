@@ -45,8 +45,8 @@ from pipeline.params import INTRINSIC, MODELS, Params, grid_values, is_circular
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import SplitIndex
-from train.fit import choose_device
 from train.model import DCIGN
+from train.step import choose_device
 
 log = logging.getLogger(__name__)
 CALIBRATION = "calibration.json"
@@ -239,13 +239,14 @@ def novel_views(model: DCIGN, grid: Grid, codes: np.ndarray, fl: FactorLatent,
     return decode(model, src, device)
 
 
-def score_grid(model: DCIGN, grid: Grid, codes: np.ndarray, fl: FactorLatent,
-               pairs: list[tuple[int, int]], intrinsic: list[int], device) -> dict:
-    """Novel-view and identity numbers of one model on one factor's grid; codes (n, B, D)."""
+def score_grid(model: DCIGN, grid: Grid, codes: np.ndarray, recon: np.ndarray,
+               fl: FactorLatent, pairs: list[tuple[int, int]], intrinsic: list[int],
+               device) -> dict:
+    """Novel-view and identity numbers of one model on one factor's grid; codes (n, B, D) and
+    their decodings recon (n, B, C, H, W)."""
     truth = _unit(grid.images)  # (n, B, C, H, W)
     targets = [j for _, j in pairs]
     pred = novel_views(model, grid, codes, fl, pairs, device)
-    recon = decode(model, codes, device)  # (n, B, C, H, W)
     labels = np.arange(len(grid))
     nv_id = [M.top1_retrieval(pred[:, p], truth[:, j], labels) for p, j in enumerate(targets)]
     rec_id = [M.top1_retrieval(recon[:, b], truth[:, b], labels) for b in range(truth.shape[1])]
@@ -287,7 +288,8 @@ def score_model(lm: LoadedModel, train: Batches, test: Batches, grids: dict[str,
                            test.identity.shape[1], axis=1).ravel()
         out["invariance"][f] = _finite(M.invariance_ratio(te_codes[..., fl.latent].ravel(), ids,
                                                           varies))
-        s = score_grid(lm.model, g, te_codes[g.rows], fl, pairs[f], intrinsic, device)
+        s = score_grid(lm.model, g, te_codes[g.rows], recon[g.rows], fl, pairs[f], intrinsic,
+                       device)
         out["novel_view_mse"][f] = s["novel_view_mse"]
         out["novel_view_vs_oracle"][f] = s["novel_view_mse"] / refs["novel_view_oracle_mse"][f]
         out["floor_mse"][f] = s["floor_mse"]
@@ -343,6 +345,38 @@ def load_models(checkpoints: dict[str, Path], dataset: str, device) -> dict[str,
     return models
 
 
+@dataclass(frozen=True)
+class EvalInputs:
+    """What every model of a dataset is scored on: the data, grids, view pairs, references."""
+
+    test_idx: SplitIndex
+    train: Batches
+    test: Batches
+    factors: tuple[str, ...]
+    grids: dict[str, Grid]
+    ranges: dict[str, tuple[float, float]]
+    pairs: dict[str, list[tuple[int, int]]]
+    refs: dict
+
+
+def eval_inputs(params: Params, dataset: str, data_dir: Path) -> EvalInputs:
+    """Read a dataset's shards for scoring (see :func:`score_model`)."""
+    e = params.evaluate
+    train_idx, test_idx = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
+    if train_idx.dataset != dataset:
+        raise ValueError(f"{data_dir}: shards of {train_idx.dataset!r}, not {dataset!r}")
+    per_kind = max(1, math.ceil(e.max_codes / train_idx.batch_size / len(train_idx.kinds)))
+    train = load_batches(train_idx, per_kind)
+    test = load_batches(test_idx, 10**9)  # the whole test split
+    factors = tuple(train_idx.latent_factors)
+    grids = grids_of(test, factors, data_dir / "test")
+    pairs = {f: view_pairs(g.images.shape[1], e.novel_view_inputs, e.novel_view_targets)
+             for f, g in grids.items()}
+    return EvalInputs(test_idx, train, test, factors, grids,
+                      {f: test_idx.factor_ranges[f] for f in factors}, pairs,
+                      references(grids, pairs))
+
+
 def evaluate_dataset(params: Params, dataset: str, data_dir: str | Path,
                      checkpoints: dict[int, dict[str, Path]], metrics_path: str | Path,
                      out_dir: str | Path, *, progress: bool = True) -> dict:
@@ -354,19 +388,10 @@ def evaluate_dataset(params: Params, dataset: str, data_dir: str | Path,
         raise ValueError("no training seeds to evaluate (params key 'train.seeds')")
     e = params.evaluate
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    train_idx, test_idx = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
-    if train_idx.dataset != dataset:
-        raise ValueError(f"{data_dir}: shards of {train_idx.dataset!r}, not {dataset!r}")
     device = choose_device(params.train.device)
-    per_kind = max(1, math.ceil(e.max_codes / train_idx.batch_size / len(train_idx.kinds)))
-    train = load_batches(train_idx, per_kind)
-    test = load_batches(test_idx, 10**9)  # the whole test split
-    factors = train_idx.latent_factors
-    ranges = {f: test_idx.factor_ranges[f] for f in factors}
-    grids = grids_of(test, factors, data_dir / "test")
-    pairs = {f: view_pairs(g.images.shape[1], e.novel_view_inputs, e.novel_view_targets)
-             for f, g in grids.items()}
-    refs = references(grids, pairs)
+    inp = eval_inputs(params, dataset, data_dir)
+    test_idx, train, test, grids = inp.test_idx, inp.train, inp.test, inp.grids
+    factors, ranges, pairs, refs = inp.factors, inp.ranges, inp.pairs, inp.refs
     log.info("evaluate %s: %d test minibatches (%s test identities per grid), %d train "
              "minibatches for calibration, seeds %s", dataset, len(test),
              "/".join(str(len(g)) for g in grids.values()), len(train), list(checkpoints))

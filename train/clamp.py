@@ -6,9 +6,17 @@ Every training minibatch varies exactly one *kind* (an extrinsic factor such as 
 - forward: each inactive latent is replaced by its mean over the minibatch, so the decoder must
   explain all the variation in the batch with the active latents alone (section 3.1, step 5);
 - backward: the gradient reaching an inactive latent (from the reconstruction and KL terms) is
-  thrown away and replaced by the invariance gradient ``scale * (x - batch_mean)`` (section 3.2,
-  "a factor of 1/100 works well"), which pulls the encoder's outputs for the batch together.
-  Active latents pass their gradient through unchanged (step 7).
+  thrown away and replaced by an invariance gradient along ``x - batch_mean``, which pulls the
+  encoder's outputs for the batch together. Active latents pass their gradient through unchanged
+  (step 7).
+
+The paper scales the invariance signal "to be much smaller than the true training signal ...
+a factor of 1/100 works well" (section 3.2). With the loss summed over pixels, the raw
+``0.01 * (x - mean)`` is 1e-5 .. 2e-4 of the active latent's gradient, i.e. nearly off
+(DESIGN.md section 4). So ``scale`` is a *ratio*: in each minibatch the invariance gradient's
+norm is ``scale`` times the norm of the gradient reaching that minibatch's active latents. Being
+relative to the upstream gradient, it also scales with whatever the loss is multiplied by (e.g.
+the world size under DDP), as a reconstruction gradient does.
 
 We implement the paper, not the original Lua code (which copied the first sample instead of the
 mean and had the invariance gradient off by default); see DESIGN.md section 4. The clamp is
@@ -107,37 +115,56 @@ class ClampToBatchMean(torch.autograd.Function):
     """Clamp inactive latents to their minibatch mean; swap their gradient for the invariance one.
 
     Inputs: ``x`` (G, B, D) float, G minibatches of B rows; ``active`` (G, D) bool; ``scale``
-    a float >= 0. Output: (G, B, D), ``x`` where active, the minibatch mean where not.
+    a float >= 0; ``record`` None or a list that backward appends to. Output: (G, B, D), ``x``
+    where active, the minibatch mean where not.
 
-    Backward, for inactive entries, returns ``scale * (x - mean)`` whatever the upstream gradient
-    is, so a descent step moves them toward the mean. That is exactly the gradient of the penalty
-    ``scale/2 * sum_b ||x_b - mean||^2``; because deviations from a mean sum to zero, it is the
-    same whether or not the mean is treated as a function of x, so we use the forward's mean as a
-    constant. The upstream gradient of the clamped value (which would have flowed to every row
-    through the mean) is dropped on purpose: the paper *replaces* it (section 3.1, step 7), so a
-    minibatch trains only its own latents by reconstruction.
+    Backward, for the inactive entries of minibatch g, returns ``c_g * (x - mean)`` whatever the
+    upstream gradient there is, with ``c_g = scale * ||active upstream_g|| / ||x_g - mean_g||``
+    (Frobenius norms over minibatch g's active and inactive entries), so the invariance
+    gradient's norm is ``scale`` times the active gradient's and a descent step moves the
+    inactive latents toward the mean. With ``c_g`` held constant this is the gradient of the
+    penalty ``c_g/2 * sum_b ||x_b - mean||^2``; because deviations from a mean sum to zero it is
+    the same whether or not the mean is treated as a function of x. The upstream gradient of the
+    clamped value (which would have flowed to every row through the mean) is dropped on purpose:
+    the paper *replaces* it (section 3.1, step 7), so a minibatch trains only its own latents by
+    reconstruction.
+
+    ``record`` receives, per backward, the (G, 2) float64 tensor of [invariance, active] gradient
+    norms actually returned, so training can log the ratio it ran with.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, x: Tensor, active: Tensor, scale: float) -> Tensor:
+    def forward(ctx: FunctionCtx, x: Tensor, active: Tensor, scale: float,
+                record: list[Tensor] | None) -> Tensor:
         mean = x.mean(dim=1, keepdim=True)  # (G, 1, D)
         keep = active.unsqueeze(1)  # (G, 1, D), broadcasts over the B rows
-        ctx.save_for_backward(x - mean, keep)
-        ctx.scale = scale
+        deviation = torch.where(keep, 0.0, x - mean)  # (G, B, D), zero on active latents
+        ctx.save_for_backward(deviation, keep)
+        ctx.scale, ctx.record = scale, record
         return torch.where(keep, x, mean)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
         deviation, keep = ctx.saved_tensors
-        grad_x = torch.where(keep, grad_out, ctx.scale * deviation)
-        return grad_x, None, None
+        norms = lambda t: t.double().flatten(1).norm(dim=1)  # noqa: E731, (G,) per minibatch
+        active_norm = norms(torch.where(keep, grad_out, 0.0))
+        dev_norm = norms(deviation)
+        # A minibatch whose inactive latents already agree (dev_norm 0) gets no pull.
+        coef = torch.where(dev_norm > 0, ctx.scale * active_norm / dev_norm.clamp_min(1e-300), 0.0)
+        pull = coef.to(deviation.dtype).view(-1, 1, 1) * deviation
+        grad_x = torch.where(keep, grad_out, pull)
+        if ctx.record is not None:
+            ctx.record.append(torch.stack([norms(pull), active_norm], dim=1).detach())
+        return grad_x, None, None, None
 
 
 def clamp_to_batch_mean(
-    x: Tensor, active: Tensor, scale: float = DEFAULT_INVARIANCE_SCALE
+    x: Tensor, active: Tensor, scale: float = DEFAULT_INVARIANCE_SCALE,
+    record: list[Tensor] | None = None,
 ) -> Tensor:
-    """Validated entry point to :class:`ClampToBatchMean`; x (G, B, D), active (G, D) bool."""
+    """Validated entry point to :class:`ClampToBatchMean`; x (G, B, D), active (G, D) bool;
+    ``record``: a list that receives each backward's [invariance, active] gradient norms."""
     if x.ndim != 3:
         raise ValueError(f"x must be (G, B, D), got shape {tuple(x.shape)}")
     if active.dtype != torch.bool or active.shape != (x.shape[0], x.shape[2]):
@@ -148,7 +175,7 @@ def clamp_to_batch_mean(
     if not math.isfinite(scale) or scale < 0:
         # A negative scale would push latents apart: the sign bug DESIGN.md section 4 warns of.
         raise ValueError(f"invariance scale must be finite and >= 0, got {scale}")
-    return ClampToBatchMean.apply(x, active.to(x.device), float(scale))
+    return ClampToBatchMean.apply(x, active.to(x.device), float(scale), record)
 
 
 def clamp_latents(
@@ -158,6 +185,7 @@ def clamp_latents(
     assignment: LatentAssignment,
     scale: float = DEFAULT_INVARIANCE_SCALE,
     batch_size: int | None = None,
+    record: list[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Clamp both encoder heads for a step of ``len(kinds)`` minibatches.
 
@@ -165,8 +193,11 @@ def clamp_latents(
         mu, logvar: (G*B, D) encoder outputs; rows ``g*B .. g*B+B-1`` are minibatch g.
         kinds: G kind names, one per minibatch.
         assignment: maps kinds to their active latents; D must equal ``assignment.latent_dim``.
-        scale: invariance-gradient scale (paper: 1/100); 0 turns the invariance signal off.
+        scale: invariance-gradient norm as a fraction of the active latents' gradient norm,
+            per minibatch (paper: 1/100); 0 turns the invariance signal off.
         batch_size: B; if None it is ``rows // G``, which must divide exactly.
+        record: if given, receives the mu head's (G, 2) [invariance, active] gradient norms at
+            each backward (the log-variance head is clamped alike but not recorded).
 
     Returns:
         (mu, logvar), each (G*B, D), clamped. The plain-VAE baseline simply skips this call.
@@ -189,6 +220,6 @@ def clamp_latents(
             f"{n} rows do not split into {g} minibatches of {batch_size or 'equal'} rows"
         )
     active = assignment.active_mask(kinds, device=mu.device)  # (G, D)
-    mu_c = clamp_to_batch_mean(mu.reshape(g, b, d), active, scale)  # (G, B, D)
+    mu_c = clamp_to_batch_mean(mu.reshape(g, b, d), active, scale, record)  # (G, B, D)
     logvar_c = clamp_to_batch_mean(logvar.reshape(g, b, d), active, scale)  # (G, B, D)
     return mu_c.reshape(n, d), logvar_c.reshape(n, d)  # (G*B, D) each

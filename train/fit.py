@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +25,15 @@ import torch.distributed as dist
 from pipeline.atomic import write_text
 from pipeline.params import MODELS, Params, params_dict
 from pipeline.progress import progress_bar
-from render.seeds import stream
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream, SplitIndex, fixed_batches, make_loader
 from train.model import DCIGN, ModelConfig, vae_loss
+from train.step import backward_step, choose_device, cpu_has_bf16, item_noise, seed_int
 
 log = logging.getLogger(__name__)
 FINAL, LAST = "model.pt", "last.pt"
+CLAMP_RULE = "relative"  # train/clamp.py: clamp_scale = invariance / active gradient norm
 
 
 @dataclass(frozen=True)
@@ -41,35 +43,6 @@ class FitResult:
     images_per_second: float
     test_loss: float
     checkpoint: Path
-
-
-def choose_device(pref: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU (or exactly what params ask for)."""
-    if pref == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if pref == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("params key 'train.device' is 'cuda' but no CUDA device is available")
-    if pref == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(pref)
-
-
-def _seed_int(seed: int, *keys: str | int) -> int:
-    return int(stream(seed, *keys).integers(2**62))
-
-
-def item_noise(seed: int, items: torch.Tensor, batch: int, dim: int) -> torch.Tensor:
-    """The reparameterisation noise of stream items, a pure function of (seed, item):
-    float32 (len(items) * batch, dim). Makes resume, G and DDP equivalences exact."""
-    parts = []
-    for item in items.tolist():
-        g = torch.Generator().manual_seed(_seed_int(seed, "noise", int(item)))
-        parts.append(torch.randn(batch, dim, generator=g))
-    return torch.cat(parts)
 
 
 def model_config(params: Params, index: SplitIndex, dataset: str) -> ModelConfig:
@@ -164,6 +137,8 @@ def train_record(params: Params, dataset: str, seed: int) -> dict:
     t.pop("seeds")
     t["steps"] = params.train.steps_for(dataset)
     t["odd_factors"] = list(params.train.odd_factors.get(dataset, ()))
+    # The clamp's rule: checkpoints made under the old absolute scale are not resumed as ours.
+    t["clamp_rule"] = CLAMP_RULE
     return {"seed": params.seed, "train_seed": int(seed), "train": t}
 
 
@@ -212,7 +187,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     record = train_record(params, dataset, seed)
 
     # Same initial weights for DC-IGN and baseline: the clamp is the only difference.
-    torch.manual_seed(_seed_int(seed, "init", dataset))
+    torch.manual_seed(seed_int(seed, "init", dataset))
     model = DCIGN(cfg).to(device)
     cuda = device.type == "cuda"
     # Channels-last convolutions: on CUDA for tensor cores, on a CPU for oneDNN's blocked
@@ -222,7 +197,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=t.betas)
-    start, running, n_run = 0, 0.0, 0
+    # Curve windows: summed per-image loss, steps, summed clamp ratio; and the run's ratio sum.
+    start, running, n_run, ratio_run, ratio_total = 0, 0.0, 0, 0.0, 0.0
     resume_from = next((p for p in (out_dir / LAST, out_dir / FINAL) if p.is_file()), None)
     if resume and resume_from is not None:
         _, ckpt = checkpoint.load_model(resume_from, expect=cfg)
@@ -241,7 +217,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         opt.load_state_dict(ckpt["optimizer_state"])
         checkpoint.set_rng_state(ckpt["rng"])
         # The partly summed curve window, so the resumed curve equals the uninterrupted one.
-        running, n_run = ckpt["extra"].get("running", (0.0, 0))
+        running, n_run, ratio_run, ratio_total = ckpt["extra"].get("running", (0.0, 0, 0.0, 0.0))
         log.info("resuming %s-%s from %s at step %d", dataset, model_kind, resume_from, start)
     elif not resume and rank == 0:
         for p in (out_dir / LAST, out_dir / FINAL):
@@ -254,9 +230,11 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             model, device_ids=[device.index] if cuda else None)
     if t.compile:
         net = torch.compile(net)
-    amp = contextlib.nullcontext
-    if t.amp and cuda:
-        amp = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    # train.amp: bf16 autocast where the hardware has bf16 arithmetic (CUDA; a CPU with
+    # avx512_bf16 or AMX). Elsewhere fp32: emulated bf16 would only be slower.
+    amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    if t.amp and (cuda or (device.type == "cpu" and cpu_has_bf16())):
+        amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
 
     train_ds = MinibatchStream(train_idx, seed, t.kind_mix)
     loader = make_loader(train_ds, start=start, stop=stop, group=t.minibatches_per_step,
@@ -284,37 +262,38 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         kinds = [train_idx.kinds[k] for k in batch["kind"].tolist()]
         noise = item_noise(seed, batch["item"], train_idx.batch_size,
                            t.latent_dim).to(device)
-        with amp():
-            if model_kind == "dcign":
-                out = net(x, kinds, assignment=assignment, clamp_scale=t.clamp_scale, noise=noise)
-            else:
-                out = net(x, noise=noise)
-        loss = vae_loss(out.logits, x, out.mu, out.logvar)
         opt.zero_grad(set_to_none=True)
-        (loss.total * world).backward()  # DDP averages; * world makes it the summed loss
+        loss, ratio = backward_step(net, x, kinds, noise, model_kind=model_kind,
+                                    assignment=assignment, clamp_scale=t.clamp_scale,
+                                    world=world, amp=amp)
         opt.step()
         step += 1
         per_image = loss.total.item() / x.shape[0]
         running += per_image
         n_run += 1
+        if ratio is not None:
+            ratio_run += ratio
+            ratio_total += ratio
         # Curve points fall on multiples of log_every (and the last step) whether or not the run
         # was interrupted, so a resumed run's curve is the uninterrupted one.
         log_now = step % t.log_every == 0 or step == n_steps
         eval_now = step % t.eval_every == 0 or step == n_steps
-        mean = float("nan")
+        mean = mean_ratio = float("nan")
         if log_now:
-            mean = running / n_run
+            mean, mean_ratio = running / n_run, ratio_run / n_run
             if world > 1:  # the curve is over every rank's minibatches, as with one process
-                m = torch.tensor([mean], dtype=torch.float64, device=device)
+                m = torch.tensor([mean, mean_ratio], dtype=torch.float64, device=device)
                 dist.all_reduce(m)
-                mean = m.item() / world
-            running, n_run = 0.0, 0
+                mean, mean_ratio = (m / world).tolist()
+            running, n_run, ratio_run = 0.0, 0, 0.0
         if rank == 0:
             assert live is not None and evaluate is not None
             if log_now or eval_now:
                 live.step = step  # before log_metric: dvclive stamps each point with live.step
             if log_now:
                 live.log_metric("train/loss", mean)
+                if model_kind == "dcign":
+                    live.log_metric("train/clamp_ratio", mean_ratio)
             if eval_now:
                 test = evaluate(model, device)
                 for k, v in test.items():
@@ -324,7 +303,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             if step % t.checkpoint_every == 0 or (step == stop and step < n_steps):
                 checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
                                 model_kind=model_kind, dataset=dataset, params=record,
-                                step=step, optimizer=opt, extra={"running": (running, n_run)})
+                                step=step, optimizer=opt,
+                                extra={"running": (running, n_run, ratio_run, ratio_total)})
             elapsed = time.perf_counter() - t0
             bar.update(1)
             # refresh=False: tqdm redraws at its own pace instead of on every step.
@@ -340,12 +320,16 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         if step == n_steps:
             checkpoint.save(out_dir / FINAL, model=model, cfg=cfg, assignment=assignment,
                             model_kind=model_kind, dataset=dataset, params=record, step=step,
-                            optimizer=opt, extra={"test": test})
+                            optimizer=opt, extra={"test": test, "running": (
+                                running, n_run, ratio_run, ratio_total)})
             (out_dir / LAST).unlink(missing_ok=True)
             # Only deterministic values: this file is a DVC metric compared across commits.
-            write_text(out_dir / "train.json", json.dumps({
-                "steps": step, "test": {k: round(v, 6) for k, v in test.items()},
-            }, indent=2) + "\n")
+            summary: dict = {"steps": step,
+                             "test": {k: round(v, 6) for k, v in test.items()}}
+            if model_kind == "dcign":
+                # Rank 0's minibatches: the invariance gradient's norm over the active one's.
+                summary["clamp_ratio"] = round(ratio_total / step, 6)
+            write_text(out_dir / "train.json", json.dumps(summary, indent=2) + "\n")
         live.end()
     if world > 1:
         dist.barrier()

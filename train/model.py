@@ -273,6 +273,7 @@ class DCIGN(nn.Module):
         assignment: LatentAssignment | None = None,
         clamp_scale: float = DEFAULT_INVARIANCE_SCALE,
         noise: Tensor | None = None,
+        clamp_record: list[Tensor] | None = None,
     ) -> VAEOutput:
         """Encode, clamp (optional), sample, decode.
 
@@ -281,9 +282,12 @@ class DCIGN(nn.Module):
                 ``g*B .. g*B+B-1``.
             kinds: None for the plain VAE, else G kind names, one per minibatch (B = N // G).
             assignment: required with ``kinds``: which latents each kind trains.
-            clamp_scale: invariance-gradient scale (paper: 0.01).
+            clamp_scale: invariance-gradient norm / active-gradient norm per minibatch (paper:
+                1/100; train/clamp.py).
             noise: (N, D) standard-normal draw for the sample; default draws from torch's RNG.
                 Ignored in eval mode, where z = mu.
+            clamp_record: a list that receives the mu head's [invariance, active] gradient norms
+                at backward (:func:`train.clamp.clamp_latents`).
 
         Returns:
             :class:`VAEOutput` (logits, mu, logvar, z), mu and logvar clamped when ``kinds`` is
@@ -295,7 +299,8 @@ class DCIGN(nn.Module):
                 raise ValueError("clamped training needs a LatentAssignment alongside kinds")
             # Clamp both heads before sampling (DESIGN.md section 4), so the clamped units enter
             # the decoder as one shared distribution per minibatch.
-            mu, logvar = clamp_latents(mu, logvar, kinds, assignment, clamp_scale)
+            mu, logvar = clamp_latents(mu, logvar, kinds, assignment, clamp_scale,
+                                       record=clamp_record)
         elif assignment is not None:
             raise ValueError("an assignment was given without kinds; pass kinds to clamp")
         z = self.reparameterize(mu, logvar, noise) if self.training else mu

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from pipeline.config import build
 from pipeline.params import Params
@@ -76,7 +77,29 @@ def test_gate_noise_writes_spread_false_alarms_and_detection(tmp_path):
     assert "Regression (train.steps a tenth" in text, text
 
 
-def test_layout_bench_writes_both_layouts(tmp_path):
-    text = _bench(tmp_path, "bench.layout", "--steps", "1", "--rounds", "1")
-    rows = [line for line in text.splitlines() if line.startswith(("| contiguous", "| channels"))]
-    assert len(rows) == 2 and "channels-last / contiguous: " in text, text
+def test_cpu_bench_writes_a_row_per_model_and_variant(tmp_path):
+    text = _bench(tmp_path, "bench.cpu", "--models", "default", "--variants",
+                  "contiguous,channels-last,bf16", "--steps", "1", "--rounds", "1")
+    rows = [line for line in text.splitlines() if line.startswith("| default")]
+    assert [r.split(" | ")[1] for r in rows] == ["contiguous", "channels-last", "bf16"], text
+    assert "Peak (best 2048^2 matmul): fp32 " in text and "of fp32" in text, text
+
+
+def test_gpu_check_runs_on_a_cpu_and_reports_whether_the_loss_fell(tmp_path):
+    out = tmp_path / "gpu.md"
+    r = subprocess.run([sys.executable, "-m", "bench.gpu", "--device", "cpu", "--size", "40",
+                        "--latent", "8", "--steps", "12", "--warmup", "1", "--group", "1",
+                        "--out", str(out)], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| eager")]
+    assert len(rows) == 1, r.stdout + r.stderr
+    fell = rows[0].rstrip(" |").endswith("yes")
+    assert r.returncode == (0 if fell else 1), r.stdout + r.stderr
+
+
+def test_gpu_check_refuses_a_missing_cuda_device():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = subprocess.run([sys.executable, "-m", "bench.gpu", "--device", "cuda"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no CUDA device" in r.stderr

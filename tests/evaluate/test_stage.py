@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from evaluate.data import Batches, load_batches
+from evaluate.data import Batches, decode, load_batches
 from evaluate.gate import compare, direction
 from evaluate.stage import (
     FactorLatent,
@@ -191,11 +191,15 @@ def _grid_and_codes(trained, factor="azimuth"):
     return grid, codes, fl, view_pairs(b, 2, 3)
 
 
+def _score(model, grid, codes, fl, pairs) -> dict:
+    cpu = torch.device("cpu")
+    return score_grid(model, grid, codes, decode(model, codes, cpu), fl, pairs, [1], cpu)
+
+
 def test_an_oracle_decoder_scores_perfectly(trained):
     grid, codes, fl, pairs = _grid_and_codes(trained)
     truth = grid.images.astype(np.float32) / 255
-    s = score_grid(_LookupDecoder(grid, lambda n, b: truth[n, b]), grid, codes, fl, pairs,
-                   [1], torch.device("cpu"))
+    s = _score(_LookupDecoder(grid, lambda n, b: truth[n, b]), grid, codes, fl, pairs)
     assert s["novel_view_mse"] < 1e-12 and s["floor_mse"] < 1e-12
     assert s["novel_view_retrieval"] == 1.0 and s["reconstruction_retrieval"] == 1.0
     assert s["intrinsic_retrieval"] == 1.0
@@ -210,15 +214,14 @@ def test_a_mean_face_decoder_scores_chance_and_the_oracle(trained):
     ref = references({"azimuth": grid}, {"azimuth": pairs})
     oracle = ref["novel_view_oracle_mse"]["azimuth"]
     # The mean of every test face at the target view: one nearest identity for all queries.
-    mean = score_grid(_LookupDecoder(grid, lambda i, b: truth[:, b].mean(0)), grid, codes, fl,
-                      pairs, [1], torch.device("cpu"))
+    mean = _score(_LookupDecoder(grid, lambda i, b: truth[:, b].mean(0)), grid, codes, fl, pairs)
     assert mean["novel_view_retrieval"] == pytest.approx(1 / n)
     # mean - x_i = (n - 1) / n * (mean of the others - x_i)
     assert mean["novel_view_mse"] == pytest.approx(((n - 1) / n) ** 2 * oracle, rel=1e-5)
     # The mean of the OTHER faces at the target view is the oracle reference exactly.
-    others = score_grid(
+    others = _score(
         _LookupDecoder(grid, lambda i, b: (truth[:, b].sum(0) - truth[i, b]) / (n - 1)),
-        grid, codes, fl, pairs, [1], torch.device("cpu"))
+        grid, codes, fl, pairs)
     assert others["novel_view_mse"] == pytest.approx(oracle, rel=1e-5)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -122,58 +123,97 @@ def test_forward_replaces_inactive_by_minibatch_mean() -> None:
     assert torch.equal(out, torch.tensor(CLAMPED, dtype=torch.float64))
 
 
+# Per minibatch, the invariance gradient is c * deviation with c = scale * ||active upstream|| /
+# ||deviation||. Minibatch 0: active upstream (10, 30, 50), deviations (-2, -1, 3): c = 0.5 *
+# sqrt(3500 / 14). Minibatch 1: active upstream (-2, -4, -6), deviations (-4, 6, -2): c = 0.5 *
+# sqrt(56 / 56) = 0.5.
+C0 = 0.5 * math.sqrt(3500 / 14)
+
+
 def test_backward_active_passes_clamped_replaced() -> None:
     _, grad = _clamp_grad(UPSTREAM, 0.5)
     expected = torch.tensor(
         [
-            # active latent 0 keeps 10, 30, 50; clamped latent 1 gets 0.5 * (-2, -1, 3)
-            [[10.0, -1.0], [30.0, -0.5], [50.0, 1.5]],
+            # active latent 0 keeps 10, 30, 50; clamped latent 1 gets c0 * (-2, -1, 3)
+            [[10.0, -2 * C0], [30.0, -C0], [50.0, 3 * C0]],
             # clamped latent 0 gets 0.5 * (-4, 6, -2); active latent 1 keeps -2, -4, -6
             [[-2.0, -2.0], [3.0, -4.0], [-1.0, -6.0]],
         ],
         dtype=torch.float64,
     )
-    torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.01, 0.5, 3.0])
+def test_invariance_gradient_norm_is_scale_times_the_active_one(scale: float) -> None:
+    record: list[torch.Tensor] = []
+    x = torch.tensor(X, dtype=torch.float64, requires_grad=True)
+    out = clamp_to_batch_mean(x, torch.tensor(ACTIVE), scale, record)
+    out.backward(torch.tensor(UPSTREAM, dtype=torch.float64))
+    keep = torch.tensor(ACTIVE).unsqueeze(1).expand(2, 3, 2)
+    for g in range(2):
+        inv = x.grad[g][~keep[g]].norm()
+        act = torch.tensor(UPSTREAM, dtype=torch.float64)[g][keep[g]].norm()
+        assert float(inv) == pytest.approx(scale * float(act), rel=1e-12, abs=1e-15)
+    (norms,) = record  # one backward, one (G, 2) row of [invariance, active] norms
+    assert norms.shape == (2, 2)
+    torch.testing.assert_close(norms[:, 0], scale * norms[:, 1], rtol=1e-12, atol=1e-15)
+
+
+def test_gradient_scales_with_the_loss_like_the_reconstruction_one() -> None:
+    # Multiplying the loss by W (as DDP training does before averaging over W ranks) multiplies
+    # the invariance gradient by W too, so the ratio to the training signal is kept.
+    _, g1 = _clamp_grad(UPSTREAM, 0.5)
+    _, g2 = _clamp_grad([[[2 * v for v in row] for row in mb] for mb in UPSTREAM], 0.5)
+    torch.testing.assert_close(g2, 2 * g1, rtol=1e-12, atol=1e-12)
+
+
+def test_agreeing_inactive_latents_get_no_pull() -> None:
+    x = torch.tensor([[[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]], dtype=torch.float64,
+                     requires_grad=True)
+    clamp_to_batch_mean(x, torch.tensor([[True, False]]), 0.5).sum().backward()
+    assert x.grad[0, :, 1].tolist() == [0.0, 0.0, 0.0]
+    assert x.grad[0, :, 0].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_default_scale_is_one_hundredth() -> None:
     assert DEFAULT_INVARIANCE_SCALE == 0.01
     x = torch.tensor(X, dtype=torch.float64, requires_grad=True)
     clamp_to_batch_mean(x, torch.tensor(ACTIVE)).sum().backward()
+    # Upstream ones: active norm sqrt(3) in both minibatches.
     torch.testing.assert_close(
-        x.grad[0, :, 1], torch.tensor([-0.02, -0.01, 0.03], dtype=torch.float64)
+        x.grad[0, :, 1],
+        0.01 * math.sqrt(3 / 14) * torch.tensor([-2.0, -1.0, 3.0], dtype=torch.float64),
     )
     torch.testing.assert_close(
-        x.grad[1, :, 0], torch.tensor([-0.04, 0.06, -0.02], dtype=torch.float64)
+        x.grad[1, :, 0],
+        0.01 * math.sqrt(3 / 56) * torch.tensor([-4.0, 6.0, -2.0], dtype=torch.float64),
     )
 
 
-def test_clamped_gradient_ignores_upstream() -> None:
-    other = [[[v * -7.0 + 100.0 for v in row] for row in mb] for mb in UPSTREAM]
+def test_clamped_gradient_ignores_upstream_there() -> None:
+    # The inactive entries' own upstream values are dropped: only the active entries' norm
+    # (here kept the same) sets the pull.
+    other = [[list(row) for row in mb] for mb in UPSTREAM]
+    other[0][0][1], other[0][2][1], other[1][1][0] = 1e6, -3.0, 42.0  # inactive entries only
     _, g1 = _clamp_grad(UPSTREAM, 0.5)
     _, g2 = _clamp_grad(other, 0.5)
-    inactive = ~torch.tensor(ACTIVE).unsqueeze(1).expand(2, 3, 2)
-    assert torch.equal(g1[inactive], g2[inactive])
-    assert not torch.equal(g1[~inactive], g2[~inactive])  # active entries do follow upstream
-    assert torch.equal(g2[~inactive], torch.tensor(other, dtype=torch.float64)[~inactive])
+    torch.testing.assert_close(g1, g2, rtol=0, atol=0)
 
 
 def test_sgd_step_pulls_clamped_latents_toward_batch_mean() -> None:
     # One plain SGD step x <- x - lr * grad on the clamped inputs, with an upstream gradient that
-    # would push them apart if it got through. Deviations shrink by (1 - lr * scale) = 0.5.
+    # would push them apart if it got through. With lr = 0.5 / c deviations shrink by half.
     x = torch.tensor(X, dtype=torch.float64, requires_grad=True)
     out = clamp_to_batch_mean(x, torch.tensor(ACTIVE), 0.5)
     out.backward(torch.tensor(UPSTREAM, dtype=torch.float64))
     with torch.no_grad():
-        stepped = x - 1.0 * x.grad
+        after_col1 = x[0, :, 1] - (0.5 / C0) * x.grad[0, :, 1]
+        after_col0 = x[1, :, 0] - (0.5 / 0.5) * x.grad[1, :, 0]
     # Spread of the clamped columns: sum of squared deviations from the minibatch mean.
     before = (4 + 1 + 9, 16 + 36 + 4)  # (-2, -1, 3) and (-4, 6, -2)
-    after_col1 = stepped[0, :, 1]
-    after_col0 = stepped[1, :, 0]
     spread1 = float(((after_col1 - after_col1.mean()) ** 2).sum())
     spread0 = float(((after_col0 - after_col0.mean()) ** 2).sum())
-    assert spread1 < before[0]
-    assert spread0 < before[1]
     assert spread1 == pytest.approx(before[0] * 0.25)
     assert spread0 == pytest.approx(before[1] * 0.25)
     # The mean itself does not move: deviations sum to zero.
@@ -207,10 +247,13 @@ def test_clamp_latents_acts_on_both_heads() -> None:
     assert lv_c[:, 0][3:].tolist() == [40.0, 40.0, 40.0]
     assert lv_c[:, 0][:3].tolist() == [10.0, 20.0, 60.0]  # active, untouched
     (mu_c.sum() + 3 * lv_c.sum()).backward()
-    # Clamped: 0.5 * deviations (logvar deviations are 10x); active: the upstream 1 and 3.
-    assert mu.grad[:3, 1].tolist() == [-1.0, -0.5, 1.5]
-    assert logvar.grad[:3, 1].tolist() == [-10.0, -5.0, 15.0]
-    assert logvar.grad[3:, 0].tolist() == [-20.0, 30.0, -10.0]
+    # Clamped: deviations scaled to 0.5 x the active upstream's norm (sqrt(3) for mu, 3 sqrt(3)
+    # for logvar, whose deviations are 10x); active: the upstream 1 and 3.
+    dev0, dev1 = torch.tensor([-2.0, -1.0, 3.0]), torch.tensor([-4.0, 6.0, -2.0])
+    c0, c1 = 0.5 * math.sqrt(3 / 14), 0.5 * math.sqrt(3 / 56)
+    torch.testing.assert_close(mu.grad[:3, 1].float(), c0 * dev0)
+    torch.testing.assert_close(logvar.grad[:3, 1].float(), 3 * c0 * dev0)
+    torch.testing.assert_close(logvar.grad[3:, 0].float(), 3 * c1 * dev1)
     assert mu.grad[:3, 0].tolist() == [1.0, 1.0, 1.0]
     assert logvar.grad[3:, 1].tolist() == [3.0, 3.0, 3.0]
 

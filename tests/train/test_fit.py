@@ -23,9 +23,11 @@ from render.stage import make_shards
 from tests.conftest import REPO, tiny_params_dict
 from train import checkpoint
 from train.checkpoint import CheckpointError
+from train.clamp import LatentAssignment
 from train.data import MinibatchStream, SplitIndex, StepItems, kind_weights, make_loader
-from train.fit import FINAL, LAST, _seed_int, fit, train_record
-from train.model import DCIGN, ModelConfig
+from train.fit import FINAL, LAST, fit, train_record
+from train.model import DCIGN, ModelConfig, vae_loss
+from train.step import backward_step, seed_int
 
 # 38 px is the smallest side the decoder makes without cropping (16*8 - 90); the encoder needs 36.
 TINY_TRAIN = dict(latent_dim=8, enc_channels=[4, 4, 4], dec_channels=[4, 4, 4], lr=2e-3,
@@ -326,6 +328,46 @@ def test_stream_keeps_a_bounded_number_of_files_open(faces) -> None:
     want.close()
 
 
+# ------------------------------------------------------------------ invariance ratio
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.1])
+def test_invariance_gradient_is_clamp_scale_of_the_active_one_on_real_batches(
+        faces, scale: float) -> None:
+    # Measured at the encoder's mu head (a backward hook, independent of the clamp's own record):
+    # in a real minibatch of each kind, |grad of the clamped latents| / |grad of the active ones|.
+    _, shards = faces
+    index = SplitIndex.scan(shards / "train")
+    ds = MinibatchStream(index, seed=0)
+    a = LatentAssignment(index.latent_factors, 8)
+    model = DCIGN(ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4))).train()
+    seen: list[torch.Tensor] = []
+    model.encoder.mu.register_full_backward_hook(lambda m, gi, go: seen.append(go[0]))
+    for kind in index.kinds:
+        fi, row = index.by_kind[kind][0]
+        x = torch.from_numpy(ds.read(int(fi), int(row))["images"]).float() / 255
+        record: list[torch.Tensor] = []
+        out = model(x, [kind], assignment=a, clamp_scale=scale, clamp_record=record)
+        model.zero_grad()
+        vae_loss(out.logits, x, out.mu, out.logvar).total.backward()
+        grad, active = seen[-1], a.active_mask([kind])[0]
+        ratio = float(grad[:, ~active].norm() / grad[:, active].norm())
+        assert ratio == pytest.approx(scale, rel=1e-4), kind
+        (norms,) = record
+        assert float(norms[0, 0] / norms[0, 1]) == pytest.approx(ratio, rel=1e-4)
+    ds.close()
+
+
+def test_training_records_the_invariance_ratio(faces, tmp_path: Path) -> None:
+    data, shards = faces
+    fit(make_params(data, steps=10, clamp_scale=0.05), "faces", shards, tmp_path,
+        model_kind="dcign", progress=False)
+    summary = json.loads((tmp_path / "train.json").read_text())
+    assert summary["clamp_ratio"] == pytest.approx(0.05, rel=1e-3)
+    ratios = [v for _, v in curve(tmp_path, "train/clamp_ratio")]
+    assert len(ratios) == 2 and all(v == pytest.approx(0.05, rel=1e-3) for v in ratios)
+
+
 # ------------------------------------------------------------------ DDP
 
 
@@ -344,9 +386,11 @@ def _ddp_worker(rank: int, world: int, port: int, params: Params, shards: Path, 
 
 def test_ddp_two_ranks_equal_one_process_with_two_minibatches(faces, tmp_path: Path) -> None:
     data, shards = faces
-    # clamp_scale=0: the invariance gradients are ~1e-9 at the start, where Adam's first steps
-    # (g / (|g| + 1e-8)) turn float-summation noise into visible weight differences. Clamping
-    # itself (per-minibatch means and gradient masks, on each rank) is still exercised.
+    # clamp_scale=0 here: the biases of latents clamped in every minibatch of a step have
+    # gradient 0 in exact arithmetic (deviations sum to zero) and ~1e-9 in floats, which Adam's
+    # first steps (g / (|g| + 1e-8)) turn into +-lr. The clamp's gradient under DDP is compared
+    # as gradients in test_ddp_step_with_the_clamp_on_equals_one_process_step; here clamping
+    # itself (per-minibatch means and gradient masks, on each rank) is exercised through fit().
     steps, train = 6, dict(clamp_scale=0.0)
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     fit(make_params(data, steps=steps, minibatches_per_step=2, **train), "faces", shards, single,
@@ -361,13 +405,56 @@ def test_ddp_two_ranks_equal_one_process_with_two_minibatches(faces, tmp_path: P
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
     # Both moved away from the shared initial weights, so the comparison is not vacuous.
     with torch.random.fork_rng():
-        torch.manual_seed(_seed_int(params.seed, "init", "faces"))
+        torch.manual_seed(seed_int(params.seed, "init", "faces"))
         init = DCIGN(ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4))).state_dict()
     moved = max((wb[k] - init[k]).abs().max().item() for k in init)
     assert moved > 1e-3
     a, b = curve(single, "train/loss"), curve(ddp, "train/loss")
     assert [s for s, _ in a] == [s for s, _ in b] == [5, 6]
     np.testing.assert_allclose([v for _, v in b], [v for _, v in a], rtol=1e-5)
+
+
+GRAD_KINDS = ["azimuth", "intrinsic"]  # latents 1 and 2 (elevation, light) clamped in both
+
+
+def _step_inputs() -> tuple[DCIGN, torch.Tensor, torch.Tensor, LatentAssignment]:
+    torch.manual_seed(0)
+    model = DCIGN(ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4))).train()
+    x, noise = torch.rand(8, 1, 38, 38), torch.randn(8, 8)
+    return model, x, noise, LatentAssignment(("azimuth", "elevation", "light_azimuth"), 8)
+
+
+def _ddp_grad_worker(rank: int, world: int, port: int, out: Path) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    model, x, noise, a = _step_inputs()
+    net = torch.nn.parallel.DistributedDataParallel(model)
+    rows = slice(4 * rank, 4 * rank + 4)  # rank r trains minibatch r
+    backward_step(net, x[rows], GRAD_KINDS[rank:rank + 1], noise[rows],
+                             model_kind="dcign", assignment=a, clamp_scale=0.01, world=world)
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.named_parameters()}, out)
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_step_with_the_clamp_on_equals_one_process_step(tmp_path: Path) -> None:
+    # The gradient DDP applies (average over 2 gloo ranks of 1 minibatch each, loss x 2) equals
+    # one process's gradient of the same 2 minibatches, with the invariance gradient at 1/100.
+    # Compared as gradients: after Adam steps the biases of latents clamped in every minibatch
+    # (gradient exactly 0 in exact arithmetic, ~1e-9 in floats) are normalised to +-lr noise.
+    model, x, noise, a = _step_inputs()
+    _, ratio = backward_step(model, x, GRAD_KINDS, noise, model_kind="dcign", assignment=a,
+                                clamp_scale=0.01)
+    assert ratio == pytest.approx(0.01, rel=1e-4)
+    single = {n: p.grad for n, p in model.named_parameters()}
+    mp.spawn(_ddp_grad_worker, args=(2, _free_port(), tmp_path / "g.pt"), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "g.pt")
+    for name, g in single.items():
+        torch.testing.assert_close(ddp[name], g, rtol=1e-4, atol=1e-6 * g.abs().max().item(),
+                                   msg=name)
+    # The invariance gradient reaches the encoder: without it the mu head's rows for the
+    # always-clamped latents get nothing.
+    assert single["encoder.mu.weight"][1:3].abs().sum() > 0
 
 
 # ------------------------------------------------------------------ clamped vs baseline
@@ -386,7 +473,7 @@ def test_ddp_two_ranks_equal_one_process_with_two_minibatches(faces, tmp_path: P
 # another trajectory, which may be one of the failing kind.
 DISENTANGLE_SEED = 1
 DISENTANGLE_TRAIN = dict(steps=2000, latent_dim=4, enc_channels=[32, 32, 32],
-                         dec_channels=[16, 8, 8], lr=1e-3, clamp_scale=10.0,
+                         dec_channels=[16, 8, 8], lr=1e-3, clamp_scale=0.01,
                          kind_mix={"azimuth": 3, "light_azimuth": 1, "intrinsic": 1},
                          log_every=100, eval_every=2000,
                          # The paper's plain encoder: this test isolates the clamp.
