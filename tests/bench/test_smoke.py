@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,25 @@ def test_gpu_check_refuses_a_missing_cuda_device():
     r = subprocess.run([sys.executable, "-m", "bench.gpu", "--device", "cuda"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no CUDA device" in r.stderr
+
+
+def test_ablation_table_sets_each_clamp_effect_beside_its_welch_p(tmp_path):
+    from scipy.stats import ttest_ind_from_stats
+
+    def tree(dcign: float, base: float, sd: float) -> dict:
+        m = lambda v: {"test_mse": v, "equivariance": {"azimuth": v}}  # noqa: E731
+        return {"n_seeds": 3, "dcign": m(dcign), "baseline": m(base),
+                "sd": {"dcign": m(sd), "baseline": m(sd)}, "reference": {}}
+
+    for config, t in (("paper-encoder", tree(0.9, 0.5, 0.1)), ("flip-odd", tree(0.8, 0.8, 0.05))):
+        (tmp_path / config).mkdir()
+        (tmp_path / config / "faces.json").write_text(json.dumps(t))
+    r = subprocess.run([sys.executable, "-m", "bench.ablation", "--results", str(tmp_path)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("| equivariance.azimuth"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    p = ttest_ind_from_stats(0.9, 0.1, 3, 0.5, 0.1, 3, equal_var=False).pvalue
+    assert cells[1:5] == ["0.9 ± 0.1", "0.5 ± 0.1", "0.8 ± 0.05", "0.8 ± 0.05"], row
+    assert cells[5] == f"+0.4 (p {p:.2g})", row
+    assert cells[6].startswith("+0 "), row  # no effect: p = 1

@@ -1,0 +1,86 @@
+"""The ablation table: clamp on/off (DC-IGN vs plain VAE) x flip-odd encoder on/off.
+
+    python -m bench.ablation [--results results/ablation] [--out FILE]
+
+Reads the evaluate stage's `metrics/<dataset>.json` of each configuration, as committed under
+--results (`<config>/<dataset>.json`, each over n training seeds; README "Ablation" has the
+commands that made them), and prints one Markdown table per dataset: every metric of the
+evaluate stage as mean ± sample sd, per configuration and model, then for each configuration
+the clamp's effect (DC-IGN minus baseline) with the two-sided Welch t-test's p-value over the
+seeds, and the model-free references (copy, oracle, chance). Nothing is trained here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from scipy.stats import ttest_ind_from_stats
+
+from bench.render import publish
+from evaluate.report import _cell, _get, _reference, metric_keys
+
+REPO = Path(__file__).resolve().parents[1]
+# Configuration folder -> how the table names it. The paper's method is the plain encoder.
+CONFIGS = {"paper-encoder": "plain encoder (the paper's)",
+           "flip-odd": "flip-odd encoder (our extension)"}
+MODEL_NAMES = {"dcign": "DC-IGN", "baseline": "VAE"}
+
+
+def welch(m: dict, key: tuple[str, ...]) -> str:
+    """DC-IGN minus baseline, with the two-sided Welch p over the seeds."""
+    means = [_get(m[k], key) for k in MODEL_NAMES]
+    sds = [_get(m.get("sd", {}).get(k), key) for k in MODEL_NAMES]
+    n = m.get("n_seeds", 1)
+    if any(not isinstance(v, (int, float)) for v in means):
+        return ""
+    diff = means[0] - means[1]
+    if n < 2 or any(not isinstance(s, (int, float)) for s in sds) or sds[0] + sds[1] == 0:
+        return f"{diff:+.3g}"
+    p = ttest_ind_from_stats(means[0], sds[0], n, means[1], sds[1], n, equal_var=False).pvalue
+    return f"{diff:+.3g} (p {p:.2g})" if math.isfinite(p) else f"{diff:+.3g}"
+
+
+def table(dataset: str, configs: dict[str, dict]) -> str:
+    names = list(configs)
+    first = configs[names[0]]
+    head = ["metric"]
+    for c in names:
+        n = configs[c].get("n_seeds", 1)
+        head += [f"{MODEL_NAMES[k]}, {CONFIGS.get(c, c)} (n = {n})" for k in MODEL_NAMES]
+    head += [f"clamp effect, {CONFIGS.get(c, c)}" for c in names] + ["reference"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key in metric_keys(first["dcign"]):
+        cells = [".".join(key)]
+        for c in names:
+            m = configs[c]
+            cells += [_cell(_get(m[k], key), _get(m.get("sd", {}).get(k), key))
+                      for k in MODEL_NAMES]
+        cells += [welch(configs[c], key) for c in names]
+        cells.append(_reference(first.get("reference", {}), key))
+        lines.append("| " + " | ".join(cells) + " |")
+    return f"#### {dataset}\n\n" + "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--results", default=str(REPO / "results" / "ablation"))
+    ap.add_argument("--out", default=None, help="append the tables to this Markdown file")
+    a = ap.parse_args()
+    root = Path(a.results)
+    found: dict[str, dict[str, dict]] = {}
+    for path in sorted(root.glob("*/*.json")):
+        found.setdefault(path.stem, {})[path.parent.name] = json.loads(path.read_text())
+    if not found:
+        ap.error(f"--results {root}: no <config>/<dataset>.json files")
+    order = {c: i for i, c in enumerate(CONFIGS)}
+    parts = [table(ds, dict(sorted(cfgs.items(), key=lambda kv: order.get(kv[0], 99))))
+             for ds, cfgs in sorted(found.items())]
+    publish("\n\n".join(parts), a.out)
+
+
+
+if __name__ == "__main__":
+    main()
