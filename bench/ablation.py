@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scipy.stats import ttest_ind_from_stats
 
-from bench.render import publish
+from bench import publish
 from evaluate.report import _cell, _get, _reference, metric_keys
 
 REPO = Path(__file__).resolve().parents[1]

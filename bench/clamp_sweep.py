@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.render import machine, publish
+from bench import publish
+from bench.render import machine
 from bench.train import commit
 from evaluate.stage import LoadedModel, eval_inputs, score_model
+from pipeline.atomic import write_text
 from pipeline.params import load_params
 from train import checkpoint
 from train.fit import fit
@@ -55,7 +57,7 @@ def train_and_score(scale: float, a: argparse.Namespace) -> dict:
     train_json = json.loads((out / "train.json").read_text())
     result = {"scale": scale, "clamp_ratio": train_json.get("clamp_ratio"), "metrics": metrics,
               "reference": inp.refs}
-    scores.write_text(json.dumps(result, indent=2) + "\n")
+    write_text(scores, json.dumps(result, indent=2) + "\n")  # atomic: a kill leaves none
     return result
 
 

@@ -29,7 +29,8 @@ from datetime import date
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.render import machine, publish
+from bench import publish
+from bench.render import machine
 from bench.train import REPO, commit
 from pipeline.params import load_params
 from train.clamp import LatentAssignment

@@ -26,7 +26,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.render import machine, publish
+from bench import publish
+from bench.render import machine
 from bench.train import commit
 from evaluate.gate import compare, sides
 from evaluate.stage import evaluate_dataset, mean_sd

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 
+from bench import publish
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig
 from train.step import backward_step, choose_device, cpu_has_bf16, item_noise
@@ -130,11 +131,7 @@ def main() -> None:
         lines.append(f"| {r['variant']} | {'yes' if r['bf16'] else 'no'} | {r['img_s']:.1f} | "
                      f"{r['ms_step']:.1f} | {mem} | {r['loss_first']:.1f} -> "
                      f"{r['loss_last']:.1f} | {'yes' if r['fell'] else 'NO'} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write("\n" + text)
+    publish("\n".join(lines), a.out)
     if not all(r["fell"] for r in results):
         sys.exit(1)
 

@@ -33,14 +33,6 @@ from render.views import View  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def publish(text: str, out: str | Path | None) -> None:
-    """Print a bench's Markdown and, with --out, append it to that file."""
-    print(text)
-    if out:
-        with open(out, "a") as f:
-            f.write("\n" + text + "\n")
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     try:
