@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import torch
 
@@ -43,8 +41,7 @@ def load_batches(index: SplitIndex, per_kind: int) -> Batches:
     picks = fixed_batches(index, per_kind)
     rows = [ds.read(fi, row) for _, fi, row in picks]
     ds.close()
-    with h5py.File(index.files[0], "r") as f:
-        names = tuple(json.loads(f["factors"].attrs["names"]))
+    names = index.factor_names
     return Batches(np.stack([r["images"] for r in rows]), np.stack([r["factors"] for r in rows]),
                    np.stack([r["identity"] for r in rows]), tuple(k for k, _, _ in picks), names)
 

@@ -7,36 +7,29 @@ decode. The calibration (degrees -> latent value) is the one `dcign evaluate` st
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
 from evaluate.data import decode, encode
 from evaluate.stage import CALIBRATION, FactorLatent, load_calibration
 from pipeline.atomic import atomic_path
+from pipeline.params import AubryConfig
+from render.images import load_image as convert
 from train import checkpoint
 
 log = logging.getLogger(__name__)
 
 
 def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
-    """Any image file -> uint8 (C, size, size), converted as the training data was: centre
-    square crop, resized with a Lanczos filter, grayscale (luma) or RGB."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            img = im.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-    arr = np.asarray(img.resize((size, size), Image.LANCZOS), dtype=np.uint8)
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+    """Any image file -> uint8 (C, size, size), converted exactly as imported training images
+    are (render.images.load_image, with the default render.chairs.aubry settings: white
+    background to black, as in our renders)."""
+    a = AubryConfig()
+    return convert(path, image_size=size, channels=channels, background=a.background,
+                   white_threshold=a.white_threshold)
 
 
 def parse_values(text: str) -> list[float]:
@@ -47,6 +40,9 @@ def parse_values(text: str) -> list[float]:
             f"--values must be comma-separated degrees, e.g. -60,0,60; got {text!r}") from None
     if not values:
         raise ValueError("--values is empty: give comma-separated degrees, e.g. -60,0,60")
+    bad = [v for v in values if not math.isfinite(v) or abs(v) > 3600]
+    if bad:
+        raise ValueError(f"--values must be finite degrees within +-3600, got {bad}")
     return values
 
 
@@ -58,6 +54,10 @@ def find_calibration(ckpt_path: Path, ckpt: dict, calibration_path: Path | None)
     models = cal.get("models", {})
     for entry in models.values():
         if Path(entry["checkpoint"]).resolve() == ckpt_path.resolve():
+            if entry.get("checkpoint_sha256") != checkpoint.digest(ckpt_path):
+                raise ValueError(f"{path}: its calibration of {ckpt_path} is for another model "
+                                 f"once at that path (retrained since); run `dcign evaluate` "
+                                 f"again")
             return entry["factors"]
     known = ", ".join(sorted(e["checkpoint"] for e in models.values())) or "none"
     raise ValueError(f"{path}: no calibration for {ckpt_path} (it has: {known}); run "

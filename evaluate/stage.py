@@ -305,7 +305,8 @@ def score_model(lm: LoadedModel, train: Batches, test: Batches, grids: dict[str,
                 n_bins=e.mig_bins, random_state=params.seed, n_estimators=e.dci_trees,
                 max_depth=e.dci_depth)
     out["dci"] = {k: dci[k] for k in ("disentanglement", "completeness", "informativeness")}
-    entry = {"checkpoint": str(lm.ckpt_path), "factors": {f: fl.__dict__ for f, fl in cal.items()}}
+    entry = {"checkpoint": str(lm.ckpt_path), "checkpoint_sha256": checkpoint.digest(lm.ckpt_path),
+             "factors": {f: fl.__dict__ for f, fl in cal.items()}}
     return out, entry, te_codes
 
 
@@ -333,7 +334,10 @@ def mean_sd(trees: list[dict]) -> tuple[dict, dict]:
     return walk(_leaves(trees))  # type: ignore[return-value]
 
 
-def load_models(checkpoints: dict[str, Path], dataset: str, device) -> dict[str, LoadedModel]:
+def load_models(checkpoints: dict[str, Path], dataset: str, device,
+                data: dict[str, str] | None = None) -> dict[str, LoadedModel]:
+    """The models of one seed; data: the shards' fingerprints, which each checkpoint must
+    have been trained on (None: not checked)."""
     models = {}
     for name in MODELS:
         model, ckpt = checkpoint.load_model(checkpoints[name], device=device)
@@ -341,6 +345,10 @@ def load_models(checkpoints: dict[str, Path], dataset: str, device) -> dict[str,
             raise ValueError(f"{checkpoints[name]}: a {ckpt['dataset']} model, not {dataset}")
         if ckpt["model_kind"] != name:
             raise ValueError(f"{checkpoints[name]}: a {ckpt['model_kind']} model, not {name}")
+        if data is not None and ckpt.get("data") != data:
+            raise ValueError(f"{checkpoints[name]}: trained on other shards (fingerprints "
+                             f"{ckpt.get('data')}) than these ({data}); retrain it or pass the "
+                             f"data it was trained on (--data)")
         models[name] = LoadedModel(name, model, checkpoint.assignment_of(ckpt), checkpoints[name])
     return models
 
@@ -350,6 +358,7 @@ class EvalInputs:
     """What every model of a dataset is scored on: the data, grids, view pairs, references."""
 
     test_idx: SplitIndex
+    data: dict[str, str]  # the shards' fingerprints: {split: SplitIndex.fingerprint}
     train: Batches
     test: Batches
     factors: tuple[str, ...]
@@ -363,8 +372,12 @@ def eval_inputs(params: Params, dataset: str, data_dir: Path) -> EvalInputs:
     """Read a dataset's shards for scoring (see :func:`score_model`)."""
     e = params.evaluate
     train_idx, test_idx = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
-    if train_idx.dataset != dataset:
-        raise ValueError(f"{data_dir}: shards of {train_idx.dataset!r}, not {dataset!r}")
+    for idx in (train_idx, test_idx):
+        if idx.dataset != dataset:
+            raise ValueError(f"{idx.files[0]}: a shard of {idx.dataset!r}, not {dataset!r}")
+    if train_idx.render_params != test_idx.render_params:
+        raise ValueError(f"{test_idx.files[0]}: rendered from other params than "
+                         f"{train_idx.files[0]}; re-render {data_dir}")
     per_kind = max(1, math.ceil(e.max_codes / train_idx.batch_size / len(train_idx.kinds)))
     train = load_batches(train_idx, per_kind)
     test = load_batches(test_idx, 10**9)  # the whole test split
@@ -372,7 +385,8 @@ def eval_inputs(params: Params, dataset: str, data_dir: Path) -> EvalInputs:
     grids = grids_of(test, factors, data_dir / "test")
     pairs = {f: view_pairs(g.images.shape[1], e.novel_view_inputs, e.novel_view_targets)
              for f, g in grids.items()}
-    return EvalInputs(test_idx, train, test, factors, grids,
+    data = {"train": train_idx.fingerprint, "test": test_idx.fingerprint}
+    return EvalInputs(test_idx, data, train, test, factors, grids,
                       {f: test_idx.factor_ranges[f] for f in factors}, pairs,
                       references(grids, pairs))
 
@@ -400,7 +414,7 @@ def evaluate_dataset(params: Params, dataset: str, data_dir: str | Path,
     calibration: dict[str, dict] = {}
     first = None
     for seed, ckpts in checkpoints.items():
-        models = load_models(ckpts, dataset, device)
+        models = load_models(ckpts, dataset, device, inp.data)
         report, codes, cal = {}, {}, {}
         for name, lm in models.items():
             log.info("evaluate %s: %s, seed %d", dataset, name, seed)

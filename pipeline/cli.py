@@ -6,6 +6,7 @@ arguments, call one library function. Errors print one clear line and exit non-z
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sys
@@ -15,13 +16,15 @@ from typing import Any
 
 import click
 
+from pipeline.atomic import machine_error
 from pipeline.config import ParamsError
 from pipeline.params import DATASETS, MODELS, Params, load_params, model_dir
 
 log = logging.getLogger("dcign")
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 # Errors a user can cause with bad input; anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, FileNotFoundError, ValueError,
-                                                RuntimeError, OSError)
+                                                RuntimeError, OSError, MemoryError)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -39,6 +42,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except click.exceptions.Exit:  # a deliberate exit status (gate): not an error message
+            raise
+        except OSError as e:
+            # The machine's write faults (disk full, read-only) in one worded line naming the
+            # path; other OS errors (a missing input) already name their file.
+            if e.filename is not None and e.errno in WRITE_ERRNOS:
+                e = machine_error(Path(e.filename), e)
+            raise click.ClickException(str(e)) from None
         except USER_ERRORS as e:
             raise click.ClickException(str(e)) from None
 
@@ -95,7 +106,7 @@ def params_cmd(params_path: str, overrides: tuple[str, ...], write_path: str | N
 @params_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default data/DATASET); shards go to OUT/{train,test}/.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Processes rendering shards in parallel.")
 @click.option("--shard-index", type=click.IntRange(min=0), default=None,
               help="Render only shards i with i % --num-shards == this (cluster array jobs).")
@@ -140,9 +151,9 @@ def import_chairs(src: str, params_path: str, overrides: tuple[str, ...], out_di
 @click.argument("path", type=click.Path())
 @click.option("--out", "out_png", type=click.Path(dir_okay=False), default=None,
               help="Contact sheet PNG (default: inspect-<name>.png in the current folder).")
-@click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1),
+@click.option("--rows", default=8, show_default=True, type=click.IntRange(1, 1000),
               help="Minibatches shown, one per row.")
-@click.option("--cols", default=10, show_default=True, type=click.IntRange(min=1),
+@click.option("--cols", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="Images shown per minibatch.")
 @user_errors
 def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:

@@ -8,6 +8,7 @@ live in each dataclass's ``check()`` and raise ``ParamsError`` the same way.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -43,6 +44,15 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _shape(x: Any) -> str:
+    """'mapping', 'list' or 'scalar': of a value, or of the values a type accepts."""
+    if isinstance(x, dict) or get_origin(x) is dict or dataclasses.is_dataclass(x):
+        return "mapping"
+    if isinstance(x, list | tuple) or get_origin(x) is tuple:
+        return "list"
+    return "scalar"
+
+
 def _convert(tp: Any, value: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -52,12 +62,16 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             raise ParamsError(key, f"expected one of {_type_name(tp)}, got {value!r}")
         return value
     if origin in (Union, types.UnionType):
-        errors = []
+        # The one member of the value's shape (mapping, list, scalar) gives its own, precise
+        # error: `steps: {faces: .nan}` names train.steps.faces, not train.steps.
+        shaped = [a for a in get_args(tp) if a is not type(None) and _shape(a) == _shape(value)]
+        if len(shaped) == 1 and value is not None:
+            return _convert(shaped[0], value, key)
         for arg in get_args(tp):
             try:
                 return _convert(arg, value, key)
-            except ParamsError as e:
-                errors.append(e)
+            except ParamsError:
+                pass
         raise ParamsError(key, f"expected {_type_name(tp)}, got {value!r}")
     if tp is type(None):
         if value is not None:
@@ -83,13 +97,21 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, bool):
             raise ParamsError(key, f"expected true or false, got {value!r}")
         return value
+    # One rule for every number of every stage: finite, and an integer fits in 64 bits (what
+    # numpy, HDF5 attributes and torch hold); each key's own domain is its check()'s.
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParamsError(key, f"expected an integer, got {value!r}")
+        if not -(2**63) <= value < 2**63:
+            raise ParamsError(key, f"integer {value} does not fit in 64 bits")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamsError(key, f"expected a number, got {value!r}")
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ParamsError(key, f"number {value} is out of range")
+        if not math.isfinite(value):
+            raise ParamsError(key, f"expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -419,8 +419,8 @@ class Params:
     gate: GateConfig = field(default_factory=GateConfig)
 
     def check(self, key: str) -> None:
-        if self.seed < 0:
-            raise ParamsError("seed", f"expected a non-negative integer, got {self.seed}")
+        if not 0 <= self.seed < 2**32:
+            raise ParamsError("seed", f"expected 0 <= seed < 2**32, got {self.seed}")
         for ds, names in self.train.odd_factors.items():
             factors = list(self.render.dataset(ds).factors)
             for name in names:

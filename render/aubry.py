@@ -18,7 +18,8 @@ these choices:
   borders: chairs have many see-through gaps (slatted backs, between legs and stretchers) that
   are enclosed by the chair and that a flood fill would leave white; the cost is that pure-white
   chair parts turn black too. ``keep`` leaves the white background.
-- Pixels: alpha is composited over white, a non-square image is padded with white to a square,
+- Pixels: render.images.load_image, the conversion `dcign manipulate` applies to a user's
+  image too: alpha composited over white, a non-square image padded with white to a square,
   then Rec. 709 luma of the encoded values (as render.shading does) or RGB, resized with
   Lanczos in float32 and rounded to uint8.
 - Split: a chair is in test when sha256(f"{seed}:{folder name}") falls below
@@ -72,8 +73,8 @@ from pipeline.params import (
 from pipeline.progress import progress_bar
 from render.batches import kind_ordinals, kind_sequence
 from render.chairs import _split_of
+from render.images import load_image
 from render.seeds import stream
-from render.shading import LUMA
 from render.shards import (
     SCHEMA_VERSION,
     ShardArrays,
@@ -184,51 +185,6 @@ def split_chairs(index: AubryIndex, seed: int, test_fraction: float
 
 
 # ----------------------------------------------------------------------------- pixels
-
-
-def _to_rgb(im):
-    """A PIL image as RGB, transparent pixels composited over the release's white."""
-    from PIL import Image
-
-    if im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    return im.convert("RGB")
-
-
-def load_image(path: str | Path, *, image_size: int, channels: int, background: str,
-               white_threshold: int) -> np.ndarray:
-    """One release image as uint8 (channels, image_size, image_size); see the module docstring.
-
-    background: "black" (near-white pixels -> 0) or "keep". Raises ValueError naming the file
-    when it cannot be decoded."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            a = np.asarray(_to_rgb(im), dtype=np.float32)  # (H, W, 3), 0..255
-    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error, ...
-        raise ValueError(f"{path}: unreadable image ({type(e).__name__}: {e}); expected a PNG "
-                         f"of the rendered_chairs release") from None
-    h, w = a.shape[:2]
-    if h != w:  # pad with the background so resizing keeps the aspect ratio
-        s = max(h, w)
-        square = np.full((s, s, 3), 255.0, dtype=np.float32)
-        square[(s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w] = a
-        a = square
-    if background == "black":
-        a[a.min(axis=2) >= white_threshold] = 0.0
-    elif background != "keep":
-        raise ValueError(f"background must be 'keep' or 'black', got {background!r}")
-    planes = [a @ LUMA] if channels == 1 else [a[..., c] for c in range(3)]
-    size = (image_size, image_size)
-    out = np.stack([
-        np.asarray(Image.fromarray(np.ascontiguousarray(p), "F").resize(
-            size, Image.Resampling.LANCZOS))
-        for p in planes
-    ])
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)  # (C, H, W)
 
 
 # ----------------------------------------------------------------------------- plans

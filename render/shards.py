@@ -11,6 +11,11 @@ identity   int64    (N, B)           identity id within the split
 kind       uint8    (N,)             attr ``names`` = the dataset's kinds
 =========  =======  ===============  ====================================================
 
+Every dataset carries HDF5's fletcher32 checksum on each chunk, which HDF5 verifies on every
+read: a flipped byte in images, factors, identity or kind is an error naming the shard, not
+wrong training labels. `validate` reads the small arrays whole (so opening a shard checks its
+labels) and `is_current` reads every chunk (so a re-render replaces a damaged shard).
+
 Root attributes: schema_version, dataset, split, renderer, image_size, channels, batch_size,
 seed, latent_factors (JSON list, latent order), factor_ranges (JSON {factor: [lo, hi]} in
 degrees, every stored factor; a range spanning 360 is circular), params (JSON of the params
@@ -20,6 +25,7 @@ skips a shard only if its fingerprint matches), shard_index, first_batch.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,9 +36,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import write_bytes
 
-SCHEMA_VERSION = 2  # 2: factor_ranges; test batches on a shared grid
+SCHEMA_VERSION = 3  # 2: factor_ranges; test batches on a shared grid. 3: fletcher32 checksums
 SHARD_GLOB = "shard-*.h5"
 _JSON_ATTRS = ("latent_factors", "factor_ranges", "params", "software")
 _REQUIRED_ATTRS = (
@@ -81,23 +87,29 @@ def write_shard(
         raise ValueError(f"factors shape {arrays.factors.shape} != {(n, b, len(factor_names))}")
     if arrays.identity.shape != (n, b) or arrays.kind.shape != (n,):
         raise ValueError("identity must be (N, B) and kind (N,)")
-    with atomic_path(path) as tmp:
-        # track_times=False keeps the file free of wall-clock stamps.
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.create_dataset(
-                "images", data=arrays.images, chunks=(1, b, c, h, w),
-                compression="gzip", compression_opts=4, shuffle=True, track_times=False,
-            )
-            d = f.create_dataset("factors", data=arrays.factors.astype(np.float32),
-                                 track_times=False)
-            d.attrs["names"] = json.dumps(list(factor_names))
-            d.attrs["units"] = "degrees"
-            f.create_dataset("identity", data=arrays.identity.astype(np.int64), track_times=False)
-            d = f.create_dataset("kind", data=arrays.kind.astype(np.uint8), track_times=False)
-            d.attrs["names"] = json.dumps(list(kind_names))
-            for key, value in attrs.items():
-                f.attrs[key] = json.dumps(value) if key in _JSON_ATTRS else value
-            f.attrs["schema_version"] = SCHEMA_VERSION
+    # Built in memory, then written with plain file I/O: a full disk is then one OSError naming
+    # the file (HDF5 writing to a full disk crashed the process), and nothing half-written stays.
+    buf = io.BytesIO()
+    # track_times=False keeps the file free of wall-clock stamps; fletcher32 checksums every chunk.
+    with h5py.File(buf, "w", track_order=True) as f:
+        f.create_dataset(
+            "images", data=arrays.images, chunks=(1, b, c, h, w),
+            compression="gzip", compression_opts=4, shuffle=True, fletcher32=True,
+            track_times=False,
+        )
+        d = f.create_dataset("factors", data=arrays.factors.astype(np.float32),
+                             chunks=arrays.factors.shape, fletcher32=True, track_times=False)
+        d.attrs["names"] = json.dumps(list(factor_names))
+        d.attrs["units"] = "degrees"
+        f.create_dataset("identity", data=arrays.identity.astype(np.int64),
+                         chunks=arrays.identity.shape, fletcher32=True, track_times=False)
+        d = f.create_dataset("kind", data=arrays.kind.astype(np.uint8), chunks=arrays.kind.shape,
+                             fletcher32=True, track_times=False)
+        d.attrs["names"] = json.dumps(list(kind_names))
+        for key, value in attrs.items():
+            f.attrs[key] = json.dumps(value) if key in _JSON_ATTRS else value
+        f.attrs["schema_version"] = SCHEMA_VERSION
+    write_bytes(path, buf.getvalue())
 
 
 @dataclass(frozen=True)
@@ -169,13 +181,33 @@ def validate(path: str | Path, f: h5py.File | None = None) -> ShardInfo:
                          f"{factors.dtype} {factors.shape}")
     if identity.shape != (n, b) or kind.shape != (n,):
         raise ShardError(f"{path}: identity must be {(n, b)} and kind {(n,)}")
-    if not kind_names or (n and int(np.max(kind[:])) >= len(kind_names)):
+    unchecked = [d.name.lstrip("/") for d in (images, factors, identity, kind) if not d.fletcher32]
+    if unchecked:
+        raise ShardError(f"{path}: datasets {unchecked} carry no fletcher32 checksum")
+    # Reading the labels whole verifies their checksums: a damaged label is named here.
+    factors_, identity_, kind_ = (read_rows(path, d) for d in (factors, identity, kind))
+    if not np.all(np.isfinite(factors_)):
+        raise ShardError(f"{path}: factors hold non-finite values")
+    if n and int(identity_.min()) < 0:
+        raise ShardError(f"{path}: negative identity ids")
+    if not kind_names or (n and int(np.max(kind_)) >= len(kind_names)):
         raise ShardError(f"{path}: kind values outside its names {kind_names}")
     ranges = attrs["factor_ranges"]
     if not isinstance(ranges, dict) or sorted(ranges) != sorted(factor_names) or any(
             not isinstance(v, list) or len(v) != 2 for v in ranges.values()):
         raise ShardError(f"{path}: factor_ranges must give [lo, hi] for each of {factor_names}")
     return ShardInfo(path, n, b, c, h, factor_names, kind_names, attrs)
+
+
+def read_rows(path: Path, dataset: h5py.Dataset, rows: Any = ()) -> np.ndarray:
+    """dataset[rows] (all of it by default), with a failed checksum or a damaged chunk reported
+    as a ShardError naming the file, the dataset and the rows."""
+    try:
+        return dataset[rows]
+    except OSError as e:
+        where = "" if rows == () else f" rows {rows}"
+        raise ShardError(f"{path}: dataset '{dataset.name.lstrip('/')}'{where} is damaged "
+                         f"({e}); re-render it (`dcign render` replaces damaged shards)") from None
 
 
 @contextmanager
@@ -195,7 +227,8 @@ def open_shard(path: str | Path) -> Iterator[tuple[h5py.File, ShardInfo]]:
 def read_shard(path: str | Path) -> tuple[ShardArrays, ShardInfo]:
     """Load a whole shard into memory (small shards, tests, inspection)."""
     with open_shard(path) as (f, info):
-        arrays = ShardArrays(f["images"][:], f["factors"][:], f["identity"][:], f["kind"][:])
+        arrays = ShardArrays(*(read_rows(path, f[k]) for k in ("images", "factors", "identity",
+                                                               "kind")))
     return arrays, info
 
 
@@ -203,9 +236,10 @@ def is_current(path: Path, fingerprint: str) -> bool:
     """True if `path` is a complete, valid shard made from exactly `fingerprint`."""
     try:
         with open_shard(path) as (f, info):
-            # Touch every chunk so a truncated file is caught here, not by the trainer.
+            # Read every chunk (verifying its checksum) so a truncated or damaged file is caught
+            # here, not by the trainer; validate has read the labels already.
             for i in range(info.num_batches):
-                f["images"][i]
+                read_rows(path, f["images"], i)
             return info.attrs["fingerprint"] == fingerprint
     except (ShardError, OSError, KeyError):
         return False

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.atomic import remove_stale_temps
 from pipeline.params import FACTORS, SPLITS, DatasetConfig, Params, fingerprint, params_dict
 from pipeline.progress import progress_bar
+from pipeline.resources import require_memory
 from render.backends import Backend, make_backend
 from render.batches import BatchPlan, plan_split
 from render.datasets import make_source, num_identities
@@ -229,6 +230,12 @@ def make_shards(
     """
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
+    r = params.render
+    # A worker holds a shard's images as rendered batches, stacked, and as the file it writes.
+    shard_bytes = r.batches_per_shard * r.batch_size * r.channels * r.image_size**2
+    require_memory(3 * shard_bytes * workers,
+                   f"rendering {workers} shard(s) of {shard_bytes / 2**20:.0f} MiB at once",
+                   "render.batches_per_shard, render.batch_size, render.image_size or --workers")
     tasks = shard_tasks(params, dataset)
     subset = num_shards is not None
     if subset:

@@ -9,12 +9,14 @@ architecture a caller insists on) fails with a message saying what differs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import write_bytes
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig
 
@@ -41,8 +43,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save(path: str | Path, *, model: torch.nn.Module, cfg: ModelConfig,
          assignment: LatentAssignment, model_kind: str, dataset: str, params: dict,
          step: int, optimizer: torch.optim.Optimizer | None = None,
-         extra: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically."""
+         data: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically. data: the fingerprints of the shards it was trained on
+    ({split: SplitIndex.fingerprint}), so other data is not mistaken for its own."""
     payload = {
         "format": FORMAT,
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -54,11 +57,15 @@ def save(path: str | Path, *, model: torch.nn.Module, cfg: ModelConfig,
         "step": step,
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "rng": rng_state(),
+        "data": data,
         "extra": extra or {},
     }
+    # Serialised in memory, then written with plain file I/O: a full disk is one error naming
+    # the file (torch's own writer reports "enforce fail at inline_container.cc").
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_bytes(path, buf.getvalue())
     return path
 
 
@@ -99,6 +106,15 @@ def load_model(path: str | Path, expect: ModelConfig | None = None,
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the architecture {cfg}: {e}") from None
     return model.to(device).eval(), ckpt
+
+
+def digest(path: str | Path) -> str:
+    """A short content hash of a checkpoint file (tells a retrained model from the old one)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def assignment_of(ckpt: dict[str, Any]) -> LatentAssignment:

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pipeline.params import fingerprint
 from render.seeds import stream
-from render.shards import ShardError, list_shards, open_shard
+from render.shards import ShardError, list_shards, open_shard, read_rows
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class SplitIndex:
     batch_size: int
     dataset: str
     factor_ranges: dict[str, tuple[float, float]]  # stored factor -> (lo, hi) degrees
+    factor_names: tuple[str, ...]  # the stored factors' columns
+    # What the shards were made from (params, task, identities of each, and their names): a
+    # checkpoint records it, so resuming or evaluating on other data is refused.
+    fingerprint: str
+    render_params: dict  # the params record every shard of the split was rendered from
 
     @classmethod
     def scan(cls, split_dir: str | Path) -> SplitIndex:
@@ -46,24 +52,30 @@ class SplitIndex:
         if not files:
             raise ShardError(f"{split_dir}: no shard-*.h5 files (run `dcign render` first)")
         rows: dict[str, list[tuple[int, int]]] = {}
-        first = None
+        first, made_from, prints = None, None, []
         for fi, path in enumerate(files):
             with open_shard(path) as (f, info):
                 key = (info.kind_names, info.latent_factors, info.image_size, info.channels,
                        info.batch_size, info.attrs["dataset"],
-                       tuple(sorted(info.factor_ranges.items())))
+                       tuple(sorted(info.factor_ranges.items())), info.factor_names)
                 if first is None:
-                    first = key
+                    first, made_from = key, info.attrs["params"]
                 elif key != first:
                     raise ShardError(f"{path}: disagrees with {files[0]} on kinds, factors, "
                                      f"factor ranges, image size, channels, batch size or "
                                      f"dataset")
-                for row, k in enumerate(f["kind"][:]):
+                elif info.attrs["params"] != made_from:
+                    raise ShardError(f"{path}: rendered from other params than {files[0]} "
+                                     f"(seed {info.attrs['seed']} vs {made_from.get('seed')}): "
+                                     f"one folder holds shards of two datasets; re-render it")
+                prints.append((path.name, info.attrs["fingerprint"]))
+                for row, k in enumerate(read_rows(path, f["kind"])):
                     rows.setdefault(info.kind_names[k], []).append((fi, row))
-        assert first is not None
-        kinds, latent, size, channels, bsize, dataset, ranges = first
+        assert first is not None and made_from is not None
+        kinds, latent, size, channels, bsize, dataset, ranges, names = first
         by_kind = {k: np.array(rows.get(k, []), dtype=np.int64).reshape(-1, 2) for k in kinds}
-        return cls(files, kinds, by_kind, latent, size, channels, bsize, dataset, dict(ranges))
+        return cls(files, kinds, by_kind, latent, size, channels, bsize, dataset, dict(ranges),
+                   names, fingerprint(prints), made_from)
 
     def count(self, kind: str) -> int:
         return len(self.by_kind[kind])
@@ -120,15 +132,19 @@ class MinibatchStream(Dataset):
             # A forked loader worker inherited the parent's handles; HDF5 handles must not be
             # shared across processes, so drop them (unclosed: they belong to the parent).
             self._files, self._pid = OrderedDict(), os.getpid()
+        path = self.index.files[fi]
         f = self._files.get(fi)
         if f is None:
-            f = self._files[fi] = h5py.File(self.index.files[fi], "r")
+            try:
+                f = h5py.File(path, "r")
+            except OSError as e:
+                raise ShardError(f"{path}: cannot open shard ({e})") from None
+            self._files[fi] = f
             if len(self._files) > self.MAX_OPEN:
                 self._files.popitem(last=False)[1].close()
         else:
             self._files.move_to_end(fi)
-        return {"images": f["images"][row], "factors": f["factors"][row],
-                "identity": f["identity"][row]}
+        return {name: read_rows(path, f[name], row) for name in ("images", "factors", "identity")}
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         k, fi, row = self.locate(item)

@@ -14,25 +14,38 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from pipeline.atomic import write_text
+from pipeline.atomic import machine_error, write_text
 from pipeline.params import MODELS, Params, params_dict
 from pipeline.progress import progress_bar
+from pipeline.resources import require_memory
+from render.shards import ShardError
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream, SplitIndex, fixed_batches, make_loader
 from train.model import DCIGN, ModelConfig, vae_loss
-from train.step import backward_step, choose_device, cpu_has_bf16, item_noise, seed_int
+from train.step import (
+    backward_step,
+    choose_device,
+    cpu_has_bf16,
+    item_noise,
+    seed_int,
+    step_memory,
+)
 
 log = logging.getLogger(__name__)
-FINAL, LAST = "model.pt", "last.pt"
+# A run in progress lives in PARTIAL (its resumable checkpoint and its curves so far); only a
+# finished run replaces model.pt, live/ and train.json, so a failed re-run keeps the old model.
+PARTIAL = "partial"
+FINAL, LAST, LIVE = "model.pt", f"{PARTIAL}/last.pt", "live"
 CLAMP_RULE = "relative"  # train/clamp.py: clamp_scale = invariance / active gradient norm
 
 
@@ -96,6 +109,32 @@ def _truncate_curves(live_dir: Path, step: int) -> None:
         keep = [lines[0]] + [ln for ln in lines[1:] if int(ln.split("\t")[col]) <= step]
         if len(keep) < len(lines):
             write_text(tsv, "\n".join(keep) + "\n")
+
+
+def _named_errors(loader: Iterable) -> Iterator:
+    """The loader's steps; a damaged shard read in a loader worker is raised as one line naming
+    the shard (torch re-raises a worker's error with its whole traceback in the message)."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except ShardError as e:
+            text = str(e).strip()
+            if text.startswith("Caught "):
+                text = text.splitlines()[-1].split(": ", 1)[-1]
+            raise ShardError(text) from None
+        yield batch
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Put folder `src` at `dst`, the old `dst` moved aside first and removed only after."""
+    old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 class Evaluator:
@@ -165,6 +204,10 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
         return _fit(params, dataset, Path(data_dir), Path(out_dir), model_kind=model_kind,
                     seed=seed, resume=resume, progress=progress, stop_after=stop_after,
                     rank=rank, world=world)
+    except OSError as e:
+        # A write that names no file (the curves' writer flushing onto a full disk): name the
+        # run's folder. Our own atomic writes name their file already.
+        raise (machine_error(Path(out_dir), e) if e.filename is None else e) from None
     finally:
         if created:
             dist.destroy_process_group()
@@ -182,9 +225,24 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     if (train_idx.kinds, train_idx.image_size, train_idx.channels) != (
             test_idx.kinds, test_idx.image_size, test_idx.channels):
         raise ValueError(f"{data_dir}: train and test shards disagree on kinds or image shape")
+    for idx in (train_idx, test_idx):
+        if idx.dataset != dataset:
+            raise ValueError(f"{idx.files[0]}: a {idx.dataset!r} shard, but this trains "
+                             f"{dataset!r} (check --data)")
+    if train_idx.render_params != test_idx.render_params:
+        raise ValueError(f"{test_idx.files[0]}: rendered from other params than "
+                         f"{train_idx.files[0]}; re-render {data_dir}")
+    data_prints = {"train": train_idx.fingerprint, "test": test_idx.fingerprint}
     cfg = model_config(params, train_idx, dataset)
     assignment = LatentAssignment(train_idx.latent_factors, t.latent_dim)
     record = train_record(params, dataset, seed)
+    images = t.minibatches_per_step * train_idx.batch_size
+    require_memory(step_memory(cfg, images),
+                   f"a training step of {images} images of {cfg.image_size} px",
+                   "train.minibatches_per_step, render.batch_size, render.image_size or the "
+                   "model's size (train.latent_dim, enc_channels, dec_channels)",
+                   available=torch.cuda.mem_get_info(device)[0] if device.type == "cuda"
+                   else None)
 
     # Same initial weights for DC-IGN and baseline: the clamp is the only difference.
     torch.manual_seed(seed_int(seed, "init", dataset))
@@ -199,12 +257,17 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=t.betas)
     # Curve windows: summed per-image loss, steps, summed clamp ratio; and the run's ratio sum.
     start, running, n_run, ratio_run, ratio_total = 0, 0.0, 0, 0.0, 0.0
+    partial, live_dir = out_dir / PARTIAL, out_dir / PARTIAL / LIVE
     resume_from = next((p for p in (out_dir / LAST, out_dir / FINAL) if p.is_file()), None)
     if resume and resume_from is not None:
         _, ckpt = checkpoint.load_model(resume_from, expect=cfg)
         if not _resumable(ckpt["params"], record) or ckpt["model_kind"] != model_kind:
             raise ValueError(f"{resume_from}: made with different train params or model; "
                              f"cannot resume (delete it or run without --resume)")
+        if ckpt.get("data") != data_prints:
+            raise ValueError(f"{resume_from}: trained on other shards than {data_dir} "
+                             f"(checkpoint data {ckpt.get('data')}, folder {data_prints}); "
+                             f"cannot resume (run without --resume)")
         start = int(ckpt["step"])
         if start > n_steps:
             raise ValueError(f"{resume_from}: is at step {start}, beyond train.steps={n_steps}")
@@ -219,9 +282,12 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         # The partly summed curve window, so the resumed curve equals the uninterrupted one.
         running, n_run, ratio_run, ratio_total = ckpt["extra"].get("running", (0.0, 0, 0.0, 0.0))
         log.info("resuming %s-%s from %s at step %d", dataset, model_kind, resume_from, start)
-    elif not resume and rank == 0:
-        for p in (out_dir / LAST, out_dir / FINAL):
-            p.unlink(missing_ok=True)
+        if resume_from == out_dir / FINAL and rank == 0:  # extending a finished run
+            shutil.rmtree(partial, ignore_errors=True)
+            if (out_dir / LIVE).is_dir():
+                shutil.copytree(out_dir / LIVE, live_dir)
+    elif rank == 0:  # a new run: an earlier run's partial state is not ours
+        shutil.rmtree(partial, ignore_errors=True)
     stop = n_steps if stop_after is None else min(n_steps, start + stop_after)
 
     net: torch.nn.Module = model
@@ -244,17 +310,17 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         from dvclive import Live
 
         evaluate = Evaluator(test_idx, t.eval_batches)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        partial.mkdir(parents=True, exist_ok=True)
         if start > 0:
-            _truncate_curves(out_dir / "live", start)
-        live = Live(dir=str(out_dir / "live"), resume=start > 0, save_dvc_exp=False,
+            _truncate_curves(live_dir, start)
+        live = Live(dir=str(live_dir), resume=start > 0, save_dvc_exp=False,
                     dvcyaml=None, report=None)
     per_step = t.minibatches_per_step * train_idx.batch_size
     bar = progress_bar(n_steps, f"train {dataset}-{model_kind}", "step", live=progress,
                        initial=start, enabled=rank == 0)
     model.train()
     t0, step, test = time.perf_counter(), start, {"loss": float("nan")}
-    for batch in loader:
+    for batch in _named_errors(loader):
         x = batch["images"].to(device, non_blocking=True).flatten(0, 1)  # (G*B, C, H, W)
         x = x.float().div_(255)
         if channels_last:
@@ -303,7 +369,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             if step % t.checkpoint_every == 0 or (step == stop and step < n_steps):
                 checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
                                 model_kind=model_kind, dataset=dataset, params=record,
-                                step=step, optimizer=opt,
+                                step=step, optimizer=opt, data=data_prints,
                                 extra={"running": (running, n_run, ratio_run, ratio_total)})
             elapsed = time.perf_counter() - t0
             bar.update(1)
@@ -317,12 +383,13 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     path = out_dir / (FINAL if step == n_steps else LAST)
     if rank == 0:
         assert live is not None
+        live.end()
         if step == n_steps:
             checkpoint.save(out_dir / FINAL, model=model, cfg=cfg, assignment=assignment,
                             model_kind=model_kind, dataset=dataset, params=record, step=step,
-                            optimizer=opt, extra={"test": test, "running": (
+                            optimizer=opt, data=data_prints, extra={"test": test, "running": (
                                 running, n_run, ratio_run, ratio_total)})
-            (out_dir / LAST).unlink(missing_ok=True)
+            _replace_dir(live_dir, out_dir / LIVE)
             # Only deterministic values: this file is a DVC metric compared across commits.
             summary: dict = {"steps": step,
                              "test": {k: round(v, 6) for k, v in test.items()}}
@@ -330,7 +397,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
                 # Rank 0's minibatches: the invariance gradient's norm over the active one's.
                 summary["clamp_ratio"] = round(ratio_total / step, 6)
             write_text(out_dir / "train.json", json.dumps(summary, indent=2) + "\n")
-        live.end()
+            shutil.rmtree(partial, ignore_errors=True)
     if world > 1:
         dist.barrier()
     log.info("train %s-%s: step %d/%d, %.1f images/s, test loss %.2f -> %s", dataset, model_kind,

@@ -19,7 +19,7 @@ import torch
 
 from render.seeds import stream
 from train.clamp import LatentAssignment
-from train.model import VAELoss, vae_loss
+from train.model import DCIGN, ModelConfig, VAELoss, vae_loss
 
 
 def choose_device(pref: str = "auto") -> torch.device:
@@ -95,3 +95,23 @@ def backward_step(net: torch.nn.Module, x: torch.Tensor, kinds: list[str], noise
         return loss, None
     inv, act = torch.cat(norms).square().sum(dim=0).sqrt().tolist()
     return loss, (inv / act if act > 0 else 0.0)
+
+
+def step_memory(cfg: ModelConfig, images: int) -> int:
+    """Bytes one training step of `images` images needs: every layer's output kept for the
+    backward pass and its gradient (float32), plus weights, gradients and Adam's two moments.
+    Measured by a forward pass on the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        net = DCIGN(cfg)
+    outputs = [0]
+
+    def count(_module, _inputs, out) -> None:
+        if isinstance(out, torch.Tensor):
+            outputs[0] += out.numel()
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    net(torch.empty(1, cfg.channels, cfg.image_size, cfg.image_size, device="meta"))
+    for h in hooks:
+        h.remove()
+    weights = sum(p.numel() for p in net.parameters())
+    return 4 * (2 * outputs[0] * images + 4 * weights)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -340,6 +341,37 @@ def test_manipulate_refuses_another_models_calibration(trained, evaluated, tmp_p
     assert not (tmp_path / "o.png").exists()
 
 
+def test_manipulate_refuses_a_calibration_of_a_model_since_retrained(trained, evaluated,
+                                                                     tmp_path):
+    _, root, _ = trained
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(root / "models/faces-dcign/seed-0/model.pt", ckpt)
+    cal = json.loads((root / "run1" / "eval" / "calibration.json").read_text())
+    entry = cal["models"]["dcign/seed-0"]
+    entry["checkpoint"] = str(ckpt)
+    (tmp_path / "cal.json").write_text(json.dumps(cal))
+    args = ["manipulate", "--checkpoint", str(ckpt), "--image", str(_png(tmp_path / "in.png")),
+            "--factor", "azimuth", "--values", "0", "--out", str(tmp_path / "o.png"),
+            "--calibration", str(tmp_path / "cal.json")]
+    assert CliRunner().invoke(main, args).exit_code == 0  # the very model it calibrated
+    # The same path, another model (retrained since): its calibration would be wrong for it.
+    other = torch.load(ckpt, weights_only=False)
+    other["step"] += 1
+    torch.save(other, ckpt)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "retrained since" in result.output
+
+
+def test_evaluate_refuses_models_trained_on_other_shards(trained, tmp_path):
+    params, _, ckpts = trained
+    other = build(Params, {**_tiny(), "seed": 5})
+    make_shards(other, "faces", tmp_path / "data", progress=False)
+    with pytest.raises(ValueError, match="trained on other shards"):
+        evaluate_dataset(params, "faces", tmp_path / "data", ckpts, tmp_path / "m.json",
+                         tmp_path / "eval", progress=False)
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_report_shows_both_models_with_their_spread(evaluated):
     report, root = evaluated
     result = CliRunner().invoke(main, ["report", "--metrics", str(root / "run1"), "--md"])
@@ -404,6 +436,7 @@ def test_gate_on_two_commits(tmp_path):
         os.chdir(cwd)
     assert ok.exit_code == 0, ok.output
     assert bad.exit_code == 1
+    assert "Error" not in bad.output  # the exit status says it; no "Error: 1" after the table
     assert "REGRESSED" in bad.output and "faces.dcign.equivariance.azimuth" in bad.output
     assert (tmp_path / "report.md").read_text().startswith("Metrics:")
     assert missing.exit_code != 0 and "nosuchrev" in missing.output

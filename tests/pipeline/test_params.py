@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
+import yaml
 
 from pipeline.config import ParamsError
 from pipeline.params import FACTORS, INTRINSIC, load_params, parse_override
@@ -55,7 +58,19 @@ def test_override_changes_a_value():
          "not a disentangled factor of chairs"),
         ("train.odd_factors={faces: [azimuth, azimuth]}", "train.odd_factors.faces", "repeated"),
         ("train.betas=[0.9, 1.5]", "train.betas[1]", "0 <= beta < 1"),
-        ("seed=-1", "seed", "non-negative"),
+        ("seed=-1", "seed", "0 <= seed < 2**32"),
+        ("seed=4294967296", "seed", "0 <= seed < 2**32"),
+        ("render.faces.factors.elevation=[.nan, .nan]", "render.faces.factors.elevation[0]",
+         "finite"),
+        ("render.faces.factors.azimuth=[.nan, 10]", "render.faces.factors.azimuth[0]", "finite"),
+        ("render.light.diffuse=.nan", "render.light.diffuse", "finite"),
+        ("render.camera.margin=-.inf", "render.camera.margin", "finite"),
+        ("train.lr=.nan", "train.lr", "finite"),
+        ("train.clamp_scale=.inf", "train.clamp_scale", "finite"),
+        ("train.kind_mix={azimuth: .nan}", "train.kind_mix.azimuth", "finite"),
+        ("gate.tolerance={'*': .nan}", "gate.tolerance.*", "finite"),
+        ("render.batches_per_shard=99999999999999999999", "render.batches_per_shard",
+         "64 bits"),
         ("train.seeds=[]", "train.seeds", "at least one"),
         ("train.seeds=[0, -2]", "train.seeds[1]", "0 <= seed < 2**32"),
         ("train.seeds=[1, 1]", "train.seeds", "repeated seed"),
@@ -105,3 +120,36 @@ def test_steps_per_dataset():
     assert load_params(REPO / "params.yaml", ("train.steps=9",)).train.steps_for("chairs") == 9
     with pytest.raises(ParamsError, match=r"train\.steps\.chairs"):
         load_params(REPO / "params.yaml", ("train.steps={faces: 7}",)).train.steps_for("chairs")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _number_leaves(node, path=()):
+    """(key path, value) of every number (or list of numbers) in a params tree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _number_leaves(v, (*path, str(k)))
+    elif _is_number(node) or (isinstance(node, list) and node and all(map(_is_number, node))):
+        yield path, node
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_no_number_anywhere_in_params_may_be_non_finite(bad, tmp_path):
+    """One rule in the loader: every numeric key of params.yaml refuses NaN and infinities."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    leaves = list(_number_leaves(raw))
+    assert len(leaves) > 30
+    for path, value in leaves:
+        data = copy.deepcopy(raw)
+        node = data
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = [bad, *value[1:]] if isinstance(value, list) else bad
+        f = tmp_path / "params.yaml"
+        f.write_text(yaml.safe_dump(data))
+        key = ".".join(path)
+        with pytest.raises(ParamsError, match=r"finite|expected an integer|expected one of") as e:
+            load_params(f)
+        assert e.value.key.startswith(key), (key, e.value.key)

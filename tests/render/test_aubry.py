@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from evaluate.manipulate import load_image as user_image
 from pipeline.config import ParamsError, build
 from pipeline.params import FACTORS, INTRINSIC, Params
 from render.aubry import (
@@ -172,6 +173,9 @@ def test_every_image_is_the_file_its_identity_and_factors_name(imported, tree):
                                           background=a.background,
                                           white_threshold=a.white_threshold)
                     np.testing.assert_array_equal(arrays.images[b, j], expected)
+                    # `dcign manipulate` converts a user's copy of this picture to the same
+                    # array the model was trained on.
+                    np.testing.assert_array_equal(user_image(path, 32, 1), expected)
 
 
 def test_train_and_test_chairs_are_disjoint_and_stable(imported, tree):
@@ -278,12 +282,12 @@ def test_an_unreadable_image_is_a_clear_error(tree, tmp_path):
     garbage.write_bytes(b"not a png at all")
     kw = dict(image_size=32, channels=1, background="black", white_threshold=250)
     for path in (truncated, garbage):
-        with pytest.raises(ValueError, match=f"{re.escape(path.name)}: unreadable image"):
+        with pytest.raises(ValueError, match=f"{re.escape(path.name)}: not a readable image"):
             load_image(path, **kw)
     root = shutil.copytree(tree, tmp_path / "corrupt")
     for png in root.rglob("*.png"):
         png.write_bytes(b"corrupt")
-    with pytest.raises(ValueError, match=r"image_\d{3}_p\d{3}_t\d{3}_r096\.png: unreadable"):
+    with pytest.raises(ValueError, match=r"image_\d{3}_p\d{3}_t\d{3}_r096\.png: not a readable"):
         import_chairs(_params(), root, tmp_path / "out", progress=False)
     assert not list((tmp_path / "out").rglob("shard-*"))  # nothing that looks whole
 

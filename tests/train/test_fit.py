@@ -25,7 +25,7 @@ from train import checkpoint
 from train.checkpoint import CheckpointError
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream, SplitIndex, StepItems, kind_weights, make_loader
-from train.fit import FINAL, LAST, fit, train_record
+from train.fit import FINAL, LAST, PARTIAL, fit, train_record
 from train.model import DCIGN, ModelConfig, vae_loss
 from train.step import backward_step, seed_int
 
@@ -124,12 +124,13 @@ def test_resume_equals_an_uninterrupted_run(faces, tmp_path: Path) -> None:
     # Interrupted at 7 (mid curve window), then at 12, then run to the end.
     res = fit(params, "faces", shards, parts, model_kind="dcign", progress=False, stop_after=7)
     assert res.steps == 7 and res.checkpoint == parts / LAST and not (parts / FINAL).exists()
-    assert [s for s, _ in curve(parts, "train/loss")] == [5]
+    assert [s for s, _ in curve(parts / PARTIAL, "train/loss")] == [5]  # the run in progress
+    assert not (parts / "live").exists() and not (parts / "train.json").exists()
     fit(params, "faces", shards, parts, model_kind="dcign", progress=False, resume=True,
         stop_after=5)
     assert checkpoint.read(parts / LAST)["step"] == 12
     res = fit(params, "faces", shards, parts, model_kind="dcign", progress=False, resume=True)
-    assert res.steps == 20 and not (parts / LAST).exists()
+    assert res.steps == 20 and not (parts / PARTIAL).exists()
 
     assert_same_weights(straight / FINAL, parts / FINAL)
     opt_a = checkpoint.read(straight / FINAL)["optimizer_state"]["state"]
@@ -152,7 +153,7 @@ def test_resume_after_a_kill_drops_points_logged_after_the_checkpoint(faces,
     shutil.copy(killed / LAST, saved)
     fit(params, "faces", shards, killed, model_kind="baseline", progress=False, resume=True,
         stop_after=7)
-    assert [s for s, _ in curve(killed, "train/loss")] == [5, 10, 15]
+    assert [s for s, _ in curve(killed / PARTIAL, "train/loss")] == [5, 10, 15]
     # A kill at step 17 whose last checkpoint was at step 10: point 15 is logged again.
     shutil.copy(saved, killed / LAST)
     fit(params, "faces", shards, killed, model_kind="baseline", progress=False, resume=True)
