@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.shards import ShardError, SplitIndex
 from evaluate.data import load_batches
-from render.shards import ShardError
-from train.data import SplitIndex
 
 
 def batches_of(split_dir: Path, factor: str) -> tuple[np.ndarray, np.ndarray]:

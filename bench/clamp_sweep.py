@@ -26,12 +26,12 @@ import numpy as np
 from bench import publish
 from bench.render import machine
 from bench.train import commit
+from core.atomic import write_text
+from core.device import choose_device
+from core.params import load_params
 from evaluate.stage import LoadedModel, eval_inputs, score_model
-from pipeline.atomic import write_text
-from pipeline.params import load_params
 from train import checkpoint
 from train.fit import fit
-from train.step import choose_device
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "faces"

@@ -4,7 +4,7 @@
                         [--steps 5] [--rounds 2] [--out bench/RESULTS.md]
 
 Peak: the best of a few large matmuls (fp32, and bf16 when the CPU has bf16 instructions),
-in GFLOP/s, measured in the same run with the same threads. Step: `train.fit.backward_step`
+in GFLOP/s, measured in the same run with the same threads. Step: `train.step.backward_step`
 (the fit loop's own forward + backward, with the clamp) plus Adam, 20 images of one minibatch,
 DC-IGN. Models: "default" = params.yaml's faces model, "paper" = 150 px, latent 200, the
 paper's widths. Variants: contiguous fp32, channels-last fp32, channels-last + bf16 autocast
@@ -13,7 +13,7 @@ model by torch's FlopCounterMode on a step (convolutions and matmuls, forward + 
 fraction of peak = FLOPs/image x img/s / peak; bf16 rows are set against the bf16 peak. The
 variants alternate for --rounds rounds (a slow spell on a shared machine hits all), each the
 median of --steps steps after 2 warm-ups. `train.fit` picks channels-last on a CPU, and bf16
-autocast where `train.fit.cpu_has_bf16()` (avx512_bf16 or AMX) holds.
+autocast where `core.device.cpu_has_bf16()` (avx512_bf16 or AMX) holds.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench import publish
 from bench.render import machine
 from bench.train import REPO, commit
-from pipeline.params import load_params
+from core.device import cpu_has_bf16
+from core.params import load_params
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig
-from train.step import backward_step, cpu_has_bf16, item_noise
+from train.step import backward_step, item_noise
 
 BATCH = 20
 FACTORS = ("azimuth", "elevation", "light_azimuth")

@@ -29,9 +29,10 @@ from pathlib import Path
 from bench import publish
 from bench.render import machine
 from bench.train import commit
+from core.params import load_params
+from core.vocab import DATASETS, MODELS, model_dir
 from evaluate.gate import compare, sides
 from evaluate.stage import evaluate_dataset, mean_sd
-from pipeline.params import DATASETS, MODELS, load_params, model_dir
 from render.stage import make_shards
 from train.fit import fit
 

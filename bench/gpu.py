@@ -17,19 +17,18 @@ fall, 2 if --device cuda was asked for and there is none.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import torch
 
 from bench import publish
+from core.device import bf16_autocast, choose_device, cpu_has_bf16
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig
-from train.step import backward_step, choose_device, cpu_has_bf16, item_noise
+from train.step import backward_step, item_noise
 
 BATCH = 20
 KINDS = ("azimuth", "elevation", "light_azimuth", "intrinsic")
@@ -60,9 +59,7 @@ def run_variant(cfg: ModelConfig, device: torch.device, a: argparse.Namespace,
     opt = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.99))
     assignment = LatentAssignment(KINDS[:-1], cfg.latent_dim)
     bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
-    amp: Callable[[], contextlib.AbstractContextManager] = (
-        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16
-        else contextlib.nullcontext)
+    amp = bf16_autocast(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

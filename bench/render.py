@@ -26,7 +26,7 @@ from pathlib import Path
 # `render` package; drop it (running `python -m bench.render` avoids this altogether).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-from pipeline.params import load_params  # noqa: E402
+from core.params import load_params  # noqa: E402
 from render.stage import ShardRenderer, make_shards, one_blas_thread, shard_tasks  # noqa: E402
 from render.views import View  # noqa: E402
 

@@ -33,10 +33,11 @@ from pathlib import Path
 import torch
 
 from bench.render import machine
-from pipeline.params import load_params
+from core.params import load_params
+from core.shards import SplitIndex
 from render.stage import make_shards
 from train.clamp import LatentAssignment
-from train.data import MinibatchStream, SplitIndex, make_loader
+from train.data import MinibatchStream, make_loader
 from train.model import DCIGN, ModelConfig
 from train.step import backward_step, item_noise
 

@@ -22,7 +22,7 @@ matplotlib.use("Agg")  # headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.params import RenderConfig, load_params  # noqa: E402
+from core.params import RenderConfig, load_params  # noqa: E402
 from render.backends import make_backend  # noqa: E402
 from render.mesh import TriMesh  # noqa: E402
 from render.views import View  # noqa: E402

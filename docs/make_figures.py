@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.params import load_params  # noqa: E402
+from core.params import load_params  # noqa: E402
+from core.seeds import identity_rng  # noqa: E402
 from render.datasets import make_source  # noqa: E402
-from render.seeds import identity_rng  # noqa: E402
 from render.stage import ShardRenderer  # noqa: E402
 from render.views import View  # noqa: E402
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from train.data import MinibatchStream, SplitIndex, fixed_batches
+from core.shards import ShardReader, SplitIndex, fixed_batches
 from train.model import DCIGN
 
 
@@ -37,10 +37,10 @@ class Batches:
 
 def load_batches(index: SplitIndex, per_kind: int) -> Batches:
     """Up to `per_kind` minibatches of every kind, always the same ones (first in file order)."""
-    ds = MinibatchStream(index, seed=0)
+    reader = ShardReader(index)
     picks = fixed_batches(index, per_kind)
-    rows = [ds.read(fi, row) for _, fi, row in picks]
-    ds.close()
+    rows = [reader.read(fi, row) for _, fi, row in picks]
+    reader.close()
     names = index.factor_names
     return Batches(np.stack([r["images"] for r in rows]), np.stack([r["factors"] for r in rows]),
                    np.stack([r["identity"] for r in rows]), tuple(k for k, _, _ in picks), names)

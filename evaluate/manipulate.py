@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.atomic import atomic_path
+from core.images import load_image as convert
+from core.params import AubryConfig
 from evaluate.data import decode, encode
 from evaluate.stage import CALIBRATION, FactorLatent, load_calibration
-from pipeline.atomic import atomic_path
-from pipeline.params import AubryConfig
-from render.images import load_image as convert
 from train import checkpoint
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
     """Any image file -> uint8 (C, size, size), converted exactly as imported training images
-    are (render.images.load_image, with the default render.chairs.aubry settings: white
+    are (core.images.load_image, with the default render.chairs.aubry settings: white
     background to black, as in our renders)."""
     a = AubryConfig()
     return convert(path, image_size=size, channels=channels, background=a.background,

@@ -13,12 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from core.atomic import atomic_path
+from core.params import EvaluateConfig
+from core.vocab import MODEL_LABELS
 from evaluate.data import Batches, decode, encode
-from pipeline.atomic import atomic_path
-from pipeline.params import EvaluateConfig
 from train.model import DCIGN
 
-LABEL = {"dcign": "DC-IGN", "baseline": "baseline (plain VAE)"}
+LABEL = MODEL_LABELS
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

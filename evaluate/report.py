@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.params import MODELS
+from core.vocab import MODELS
 
 GROUPS = ("equivariance", "angle_error_deg", "invariance", "novel_view_mse",
           "novel_view_vs_oracle", "floor_mse")

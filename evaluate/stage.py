@@ -38,15 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import write_text
+from core.device import choose_device
+from core.params import Params
+from core.shards import SplitIndex
+from core.vocab import INTRINSIC, MODELS, grid_values, is_circular
 from evaluate import metrics as M
 from evaluate.data import Batches, decode, encode, load_batches
-from pipeline.atomic import write_text
-from pipeline.params import INTRINSIC, MODELS, Params, grid_values, is_circular
 from train import checkpoint
 from train.clamp import LatentAssignment
-from train.data import SplitIndex
 from train.model import DCIGN
-from train.step import choose_device
 
 log = logging.getLogger(__name__)
 CALIBRATION = "calibration.json"

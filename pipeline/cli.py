@@ -16,9 +16,10 @@ from typing import Any
 
 import click
 
-from pipeline.atomic import machine_error
-from pipeline.config import ParamsError
-from pipeline.params import DATASETS, MODELS, Params, load_params, model_dir
+from core.atomic import machine_error
+from core.config import ParamsError
+from core.params import Params, load_params
+from core.vocab import DATASETS, MODELS, model_dir
 
 log = logging.getLogger("dcign")
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
@@ -91,8 +92,8 @@ def params_cmd(params_path: str, overrides: tuple[str, ...], write_path: str | N
     """Validate params (with --set overrides) and print or write the resolved YAML."""
     import yaml
 
-    from pipeline.atomic import write_text
-    from pipeline.params import params_dict
+    from core.atomic import write_text
+    from core.params import params_dict
 
     text = yaml.safe_dump(params_dict(get_params(params_path, overrides)), sort_keys=False)
     if write_path:
@@ -170,7 +171,7 @@ def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:
 @main.command()
 @dataset_arg
 @params_options
-@click.option("--model", "model_kind", type=click.Choice(["dcign", "baseline"]), required=True,
+@click.option("--model", "model_kind", type=click.Choice(MODELS), required=True,
               help="dcign = clamped training (the paper); baseline = the same net as a plain VAE.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="Shards folder with train/ and test/ (default data/DATASET).")
@@ -267,8 +268,8 @@ def report(metrics_dir: str, md: bool) -> None:
 @user_errors
 def gate(base: str, new: str, metrics_dir: str, params_path: str, out_md: str | None) -> None:
     """Compare metrics with a base and exit 1 if any gated metric regressed."""
+    from core.atomic import write_text
     from evaluate.gate import compare, markdown, read_metrics
-    from pipeline.atomic import write_text
 
     tolerance = load_params(params_path).gate.tolerance
     rows = compare(read_metrics(base, metrics_dir), read_metrics(new, metrics_dir), tolerance)

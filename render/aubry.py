@@ -4,7 +4,7 @@ The release (rendered_chairs.tar, 86,366 images) is a folder
 ROOT/<chair>/renders/image_XXX_pYYY_tZZZ_rRRR.png: p = elevation and t = azimuth in whole
 degrees, XXX = view number, r = 096 throughout. It holds 1393 chairs x 31 azimuths x elevations
 20 and 30, 600x600 RGB on a white background; the paper used 1357 of them, grayscale and resized
-to 150x150. `import_chairs` writes the same shards as `dcign render chairs` (render.shards), with
+to 150x150. `import_chairs` writes the same shards as `dcign render chairs` (core.shards), with
 these choices:
 
 - Factors: azimuth and elevation are the file-name values, stored exactly; azimuth is moved by
@@ -18,12 +18,12 @@ these choices:
   borders: chairs have many see-through gaps (slatted backs, between legs and stretchers) that
   are enclosed by the chair and that a flood fill would leave white; the cost is that pure-white
   chair parts turn black too. ``keep`` leaves the white background.
-- Pixels: render.images.load_image, the conversion `dcign manipulate` applies to a user's
+- Pixels: core.images.load_image, the conversion `dcign manipulate` applies to a user's
   image too: alpha composited over white, a non-square image padded with white to a square,
   then Rec. 709 luma of the encoded values (as render.shading does) or RGB, resized with
   Lanczos in float32 and rounded to uint8.
 - Split: a chair is in test when sha256(f"{seed}:{folder name}") falls below
-  ``render.chairs.folder.test_fraction`` (the rule of render.chairs.MeshFolderChairs), so a
+  ``render.chairs.folder.test_fraction`` (the rule of render.mesh_folder.MeshFolderChairs), so a
   chair's split never depends on the other chairs. Identity i of a split is its i-th chair in
   name order, capped at ``render.chairs.identities``; the root attribute ``identity_names`` (a
   JSON list) maps ids back to folder names.
@@ -35,7 +35,7 @@ these choices:
   chair shows the view nearest to them (the same view whenever chairs share a view grid, as in
   the release), while other_factors (elevation, by default) are drawn per image.
 
-Every draw comes from render.seeds.stream(seed, "aubry", split, batch index), so the same files
+Every draw comes from core.seeds.stream(seed, "aubry", split, batch index), so the same files
 and params give byte-identical images. Shards are written atomically and a re-run skips those
 whose fingerprint (params, schema, batch range, names and sizes of the split's source files)
 matches.
@@ -58,32 +58,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import remove_stale_temps
-from pipeline.config import ParamsError
-from pipeline.params import (
-    FACTORS,
-    GRID_SPLITS,
-    INTRINSIC,
-    SPLITS,
-    ChairsConfig,
-    Params,
-    fingerprint,
-    params_dict,
-)
-from pipeline.progress import progress_bar
+from core.config import ParamsError
+from core.images import load_image
+from core.params import ChairsConfig, Params, fingerprint, params_dict
+from core.seeds import stream
+from core.shards import SCHEMA_VERSION
+from core.vocab import FACTORS, GRID_SPLITS, INTRINSIC, SPLITS, VIEW_FACTORS
 from render.batches import kind_ordinals, kind_sequence
-from render.chairs import _split_of
-from render.images import load_image
-from render.seeds import stream
-from render.shards import (
-    SCHEMA_VERSION,
-    ShardArrays,
-    is_current,
-    list_shards,
-    shard_path,
-    write_shard,
-)
-from render.stage import RenderSummary, ShardTask, factor_ranges, shard_tasks
+from render.mesh_folder import split_of
+from render.stage import RenderSummary, ShardTask, shard_loop, shard_tasks, write_task
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +74,6 @@ DATASET = "chairs"
 RENDERER = "aubry-import"
 PATTERN = "image_XXX_pYYY_tZZZ_rRRR.png"
 _NAME = re.compile(r"image_(\d+)_p(-?\d+)_t(-?\d+)_r(\d+)\.png")
-VIEW_FACTORS = ("azimuth", "elevation")  # what the file names give; light is fixed
 UNKNOWN_FACTORS = ("light_azimuth",)
 IMAGE_CACHE = 2048  # converted images kept per import (an image is reused by several batches)
 
@@ -180,7 +162,7 @@ def split_chairs(index: AubryIndex, seed: int, test_fraction: float
     """Every chair of each split, in name order (a hash of seed and name picks the split)."""
     out: dict[str, list[AubryChair]] = {s: [] for s in SPLITS}
     for chair in index.chairs:
-        out[_split_of(seed, chair.name, test_fraction)].append(chair)
+        out[split_of(seed, chair.name, test_fraction)].append(chair)
     return {s: tuple(c) for s, c in out.items()}
 
 
@@ -390,33 +372,6 @@ def _software() -> dict[str, str]:
     return out
 
 
-def _write_task(params: Params, planner: SplitPlanner, task: ShardTask, out_dir: Path,
-                fp: str, record: dict, load: Callable[[Path], np.ndarray],
-                on_batch: Callable[[int], None]) -> None:
-    plans = planner.plans(task.start, task.stop)
-    images = []
-    for p in plans:
-        images.append(np.stack([load(path) for path in p.paths]))  # (B, C, H, W)
-        on_batch(len(p.paths))
-    ds, r = params.render.chairs, params.render
-    arrays = ShardArrays(
-        images=np.stack(images),
-        factors=np.stack([p.factors for p in plans]),
-        identity=np.stack([p.identity for p in plans]),
-        kind=np.array([ds.kinds.index(p.kind) for p in plans], dtype=np.uint8),
-    )
-    write_shard(shard_path(out_dir / task.split, task.index), arrays, factor_names=FACTORS,
-                kind_names=ds.kinds, attrs={
-        "dataset": DATASET, "split": task.split, "renderer": RENDERER,
-        "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
-        "seed": params.seed, "latent_factors": list(ds.factors),
-        "factor_ranges": factor_ranges(ds), "params": record,
-        "software": _software(), "fingerprint": fp, "shard_index": task.index,
-        "first_batch": task.start, "identity_names": json.dumps(planner.names),
-        "unknown_factors": json.dumps(list(UNKNOWN_FACTORS)),
-    })
-
-
 def import_chairs(params: Params, src: str | Path, out_dir: str | Path, *,
                   progress: bool = True) -> RenderSummary:
     """Convert the rendered_chairs folder `src` into out_dir/{train,test}/shard-NNNNN.h5.
@@ -434,35 +389,30 @@ def import_chairs(params: Params, src: str | Path, out_dir: str | Path, *,
                                 batch_size=r.batch_size) for s in SPLITS}
     record = import_params(params)
     digests = {s: planners[s].digest() for s in SPLITS}
-    tasks = shard_tasks(params, DATASET)
-    for split in SPLITS:
-        (out_dir / split).mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out_dir / split)
-        keep = {shard_path(out_dir / split, t.index) for t in tasks if t.split == split}
-        for p in list_shards(out_dir / split):
-            if p not in keep:
-                p.unlink()
-
-    todo, skipped = [], 0
-    for t in tasks:
-        fp = fingerprint({"params": record, "schema": SCHEMA_VERSION, "task": t.__dict__,
-                          "source": digests[t.split]})
-        if is_current(shard_path(out_dir / t.split, t.index), fp):
-            skipped += 1
-        else:
-            todo.append((t, fp))
-    total = sum((t.stop - t.start) * r.batch_size for t, _ in todo)
-    log.info("import-chairs %s: %s chairs, %d shards to write, %d up to date, %d images",
-             src, "/".join(str(len(planners[s].chairs)) for s in SPLITS), len(todo), skipped,
-             total)
+    log.info("import-chairs %s: %s chairs", src, "/".join(str(len(planners[s].chairs))
+                                                          for s in SPLITS))
     a = ds.aubry
     load = lru_cache(maxsize=IMAGE_CACHE)(partial(
         load_image, image_size=r.image_size, channels=r.channels, background=a.background,
         white_threshold=a.white_threshold))
-    with progress_bar(total, "import-chairs", "img", live=progress) as bar:
-        for t, fp in todo:
-            _write_task(params, planners[t.split], t, out_dir, fp, record, load, bar.update)
-    return RenderSummary(len(todo), skipped, total, time.perf_counter() - t0, out_dir)
+
+    def fingerprint_of(t: ShardTask) -> str:
+        return fingerprint({"params": record, "schema": SCHEMA_VERSION, "task": t.__dict__,
+                            "source": digests[t.split]})
+
+    def produce(todo: list[ShardTask], on_images: Callable[[int], None]) -> None:
+        software = _software()
+        for t in todo:
+            planner = planners[t.split]
+            write_task(params, DATASET, t, out_dir, planner.plans(t.start, t.stop),
+                       lambda plan: np.stack([load(path) for path in plan.paths]),
+                       record=record, renderer=RENDERER, software=software,
+                       fingerprint=fingerprint_of(t), on_batch=on_images, extra_attrs={
+                           "identity_names": json.dumps(planner.names),
+                           "unknown_factors": json.dumps(list(UNKNOWN_FACTORS))})
+
+    return shard_loop(params, DATASET, out_dir, shard_tasks(params, DATASET), fingerprint_of,
+                      produce, prune=True, progress=progress, label="import-chairs", t0=t0)
 
 
 __all__ = [

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.params import FACTORS, GRID_SPLITS, INTRINSIC, DatasetConfig, grid_values
-from render.seeds import stream
+from core.params import DatasetConfig
+from core.seeds import stream
+from core.vocab import FACTORS, GRID_SPLITS, INTRINSIC, grid_values
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Chair identities: a parametric generator (unlimited identities) and folders of real meshes.
+"""Chair identities from a parametric generator (unlimited identities); real meshes from a folder
+are render.mesh_folder's.
 
 ParametricChairs draws a ChairParams from the identity's seeded stream (all randomness happens
 there), then builds the chair from closed primitives (boxes, tapered cylinders, slabs with
@@ -7,24 +8,21 @@ unit sphere. Parts overlap instead of being unioned: every part is embedded a fe
 the part that holds it, so no part floats. Vertices are duplicated at hard edges (box corners,
 cap rims), so area-weighted vertex normals shade flat faces flat and round ones smooth.
 
-MeshFolderChairs serves any folder of OBJ/PLY/GLB/GLTF/STL files, split into train/test by a
-hash of (seed, relative path), so adding a file never moves another between splits.
+build_parts places the parts family by family (seat, stiles, back, back cushion, base, arms,
+seat cushion) from one ChairFrame: the seat outline and the tilted back's frame they share.
 """
 
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from render.mesh import TriMesh
-from render.sources import GenerativeSource, IdentitySource
+from render.sources import GenerativeSource
 
 BASES = (
     "four_leg_straight",
@@ -123,18 +121,31 @@ class ChairPart:
 # ----------------------------------------------------------------------------- primitives
 
 
+# The helpers below do exactly the arithmetic of np.linalg.norm(axis=-1), np.cross and np.roll
+# (same operations, same order, so the same bits) without their per-call overhead, which made
+# building a chair cost more than rendering it (bench/RESULTS.md "render: chairs").
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.cross of 3-vectors (..., 3), term for term."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
 def _perpendicular(t: np.ndarray) -> np.ndarray:
     helper = np.array([0.0, 1.0, 0.0]) if abs(t[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    return _unit(np.cross(t, helper))
+    return _unit(_cross(t, helper))
 
 
 def _signed_area(p: np.ndarray) -> float:
     x, y = p[:, 0], p[:, 1]
-    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    nxt = np.arange(1, len(p) + 1) % len(p)  # np.roll(., -1)
+    return 0.5 * float(np.sum(x * y[nxt] - x[nxt] * y))
 
 
 def _sweep(
@@ -164,12 +175,12 @@ def _sweep(
     nrm[0] = _unit(nrm0 - nrm0 @ tan[0] * tan[0])
     for i in range(1, n):  # parallel transport: no twist along the path
         m = nrm[i - 1] - nrm[i - 1] @ tan[i] * tan[i]
-        nrm[i] = m / np.linalg.norm(m)
-    bin_ = np.cross(tan, nrm)
+        nrm[i] = m / math.sqrt(m.dot(m))  # np.linalg.norm(m)
+    bin_ = _cross(tan, nrm)
     off = prof[..., :1] * nrm[:, None] + prof[..., 1:] * bin_[:, None]  # (N, K, 3)
     for i in range(1, n - 1):  # the ring lies in the bisector plane: stretch it across the bend
         bend = seg[i] - seg[i - 1]
-        norm = np.linalg.norm(bend)
+        norm = math.sqrt(bend.dot(bend))
         if norm > 1e-9:
             bend /= norm
             c = float(tan[i] @ seg[i - 1])
@@ -496,20 +507,57 @@ def assemble(parts: list[ChairPart], p: ChairParams) -> TriMesh:
     return mesh.normalized()
 
 
-def build_parts(p: ChairParams) -> list[ChairPart]:
-    """The chair's closed primitives in metres, before normalisation (deterministic)."""
-    parts: list[ChairPart] = []
+class _Parts(list):
+    """The parts of one chair, in the order they are built (the mesh's vertex order)."""
 
-    def add(name: str, material: str, vf: tuple[np.ndarray, np.ndarray]) -> None:
-        parts.append(ChairPart(name, material, vf[0], vf[1]))
+    def add(self, name: str, material: str, vf: tuple[np.ndarray, np.ndarray]) -> None:
+        self.append(ChairPart(name, material, vf[0], vf[1]))
 
-    x_, y_, z_ = np.eye(3)
+
+_X, _Y, _Z = np.eye(3)
+_FLIP = np.array([1.0, -1.0])  # slab profiles are (x, -z): (x, y, -z) is right-handed
+
+
+@dataclass(frozen=True)
+class ChairFrame:
+    """Where one chair's parts go, shared by every part family: the seat's outline and slab,
+    and the back's frame (u = x, s up the tilted back, w out of its front)."""
+
+    p: ChairParams
+    outline: np.ndarray  # seat outline in (x, z), symmetric about x = 0, front at +z
+    hw: float  # seat half width and half depth
+    hd: float
+    top: float  # seat top, thickness and bottom
+    t: float
+    bottom: float
+    soft: str  # the seat's material
+    tilt: float  # back tilt, radians
+    ev: np.ndarray  # up the back
+    en: np.ndarray  # out of the back's front
+    back_axes: np.ndarray
+    has_stiles: bool
+    sw: float  # half stile width
+    bw: float  # half back width
+    zb: float  # depth of the back's axis
+    us: float  # stile centres (+-us)
+    origin: np.ndarray  # the back frame's origin
+    height: float  # back height
+    s_top: float  # where the stiles end
+
+    def inside_x(self, z0: float, z1: float, half: float) -> float:
+        """Largest |x| at which a (2 half)-wide member spanning depths z0..z1 fits the seat."""
+        return min(_half_width(self.outline, z) for z in (z0, z1)) - half
+
+    def at(self, u: float, s: float, w: float = 0.0) -> np.ndarray:
+        return self.origin + u * _X + s * self.ev + w * self.en
+
+    def bow_w(self, u: float) -> float:
+        return self.p.back_bow * ((u / self.us) ** 2 - 1)
+
+
+def chair_frame(p: ChairParams) -> ChairFrame:
     hw, hd = p.seat_width / 2, p.seat_depth / 2
     top, t = p.seat_height, p.seat_thickness
-    bottom = top - t
-    soft = "seat"
-
-    # Seat outline in (x, z), symmetric about x = 0, front at +z.
     if p.seat == "square":
         outline = np.array([[-hw * p.seat_taper, -hd], [hw * p.seat_taper, -hd], [hw, hd],
                             [-hw, hd]])
@@ -518,18 +566,9 @@ def build_parts(p: ChairParams) -> list[ChairPart]:
     else:
         t_ = np.linspace(0, 2 * np.pi, 28, endpoint=False)
         outline = np.stack([hw * np.cos(t_), hd * np.sin(t_)], -1)
-    flip = np.array([1.0, -1.0])  # slab profiles are (x, -z): (x, y, -z) is right-handed
-    add("seat", soft, _slab((0, 0, 0), x_, y_, outline * flip, bottom, top, p.seat_rim))
-
-    def inside_x(z0: float, z1: float, half: float) -> float:
-        """Largest |x| at which a (2 half)-wide member spanning depths z0..z1 fits the seat."""
-        return min(_half_width(outline, z) for z in (z0, z1)) - half
-
-    # ---- the back frame: u = x, s up the tilted back, w out of its front
     tilt = math.radians(p.back_tilt)
     ev = np.array([0.0, math.cos(tilt), -math.sin(tilt)])
     en = np.array([0.0, math.sin(tilt), math.cos(tilt)])
-    back_axes = np.stack([x_, ev, en], axis=1)
     has_stiles = not (p.back == "panel" and p.back_gap == 0)
     sw = p.stile_width / 2
     bw = p.back_width * hw
@@ -537,451 +576,331 @@ def build_parts(p: ChairParams) -> list[ChairPart]:
         bw = min(bw, p.seat_taper * hw)  # a tapered seat's rear edge is the narrow one
     member = 2 * sw if has_stiles else p.back_thickness
     zb = _rear_z(outline, bw) + member / 2 + 0.008 + (p.back_bow if p.back == "panel" else 0)
-    us = bw - sw  # stile centres
-    origin = np.array([0.0, top, zb])
     height = p.back_height
-
-    def at(u: float, s: float, w: float = 0.0) -> np.ndarray:
-        return origin + u * x_ + s * ev + w * en
-
-    def bow_w(u: float) -> float:
-        return p.back_bow * ((u / us) ** 2 - 1)
-
-    def rail(s0: float, s1: float, half_w: float, span: float, name: str = "rail") -> None:
-        """A horizontal member from -span to span between s0 and s1, bowed like the back."""
-        hs = (s1 - s0) / 2
-        if p.back_bow < 1e-4:
-            add(name, "frame", _box(at(0, (s0 + s1) / 2), (span, hs, half_w), back_axes))
-            return
-        uu = np.linspace(-span, span, 11)
-        path = np.stack([at(u, (s0 + s1) / 2, bow_w(u)) for u in uu])
-        add(name, "frame", _sweep(path, _rect(hs, half_w), ev))
-
-    def stile(s_top: float, x: float) -> None:
-        if p.stile_round:
-            add("stile", "frame", _cylinder(at(x, -0.7 * t), at(x, s_top), sw))
-        else:
-            add("stile", "frame", _bar(at(x, -0.7 * t), at(x, s_top), sw, sw, x_))
-
-    panel_top = height
-    s_top = height  # where the stiles end
+    s_top = height
     if p.back == "ladder":
         s_top = height + 0.5 * sw + 0.03
     elif p.back == "panel":
         s_top = p.back_gap + 0.55 * (height - p.back_gap)
-    if has_stiles:
-        for x in (-us, us):
-            if not p.rear_legs_to_back:  # else the rear legs are the stiles
-                stile(s_top, x)
-            if p.back == "ladder":
-                add("finial", "frame", _sphere(at(x, s_top), 1.5 * sw, 5, 10))
+    return ChairFrame(p, outline, hw, hd, top, t, top - t, "seat", tilt, ev, en,
+                      np.stack([_X, ev, en], axis=1), has_stiles, sw, bw, zb, bw - sw,
+                      np.array([0.0, top, zb]), height, s_top)
 
+
+def _seat(f: ChairFrame, parts: _Parts) -> None:
+    parts.add("seat", f.soft, _slab((0, 0, 0), _X, _Y, f.outline * _FLIP, f.bottom, f.top,
+                                    f.p.seat_rim))
+
+
+def _rail(f: ChairFrame, parts: _Parts, s0: float, s1: float, half_w: float, span: float,
+          name: str = "rail") -> None:
+    """A horizontal member of the back from -span to span between s0 and s1, bowed like it."""
+    hs = (s1 - s0) / 2
+    if f.p.back_bow < 1e-4:
+        parts.add(name, "frame", _box(f.at(0, (s0 + s1) / 2), (span, hs, half_w), f.back_axes))
+        return
+    uu = np.linspace(-span, span, 11)
+    path = np.stack([f.at(u, (s0 + s1) / 2, f.bow_w(u)) for u in uu])
+    parts.add(name, "frame", _sweep(path, _rect(hs, half_w), f.ev))
+
+
+def _stiles(f: ChairFrame, parts: _Parts) -> None:
+    p, sw = f.p, f.sw
+    if not f.has_stiles:
+        return
+    for x in (-f.us, f.us):
+        if not p.rear_legs_to_back:  # else the rear legs are the stiles
+            if p.stile_round:
+                parts.add("stile", "frame", _cylinder(f.at(x, -0.7 * f.t), f.at(x, f.s_top), sw))
+            else:
+                parts.add("stile", "frame", _bar(f.at(x, -0.7 * f.t), f.at(x, f.s_top), sw, sw,
+                                                 _X))
+        if p.back == "ladder":
+            parts.add("finial", "frame", _sphere(f.at(x, f.s_top), 1.5 * sw, 5, 10))
+
+
+def _panel_back(f: ChairFrame, parts: _Parts) -> tuple[float, float]:
+    """The panel back; returns (front of the back, where a back cushion starts) along w."""
+    p, sw, bw, height = f.p, f.sw, f.bw, f.height
+    panel_top = height
+    s0 = p.back_gap if f.has_stiles else -0.6 * f.t
+    w = sw + p.back_thickness / 2 - 0.4 * min(2 * sw, p.back_thickness) if f.has_stiles else 0.0
+    if p.back_bow >= 1e-4:
+        uu = np.linspace(-bw, bw, 13)
+        path = np.stack([f.at(u, (s0 + panel_top) / 2, p.back_bow * ((u / bw) ** 2 - 1))
+                         for u in uu])
+        parts.add("back", f.soft, _sweep(path, _rect((panel_top - s0) / 2,
+                                                     p.back_thickness / 2), f.ev))
+    else:
+        r_top = {"flat": 0.012, "rounded": 0.35 * bw, "arched": 0.05}[p.back_top]
+        arch = 0.18 * bw if p.back_top == "arched" else 0.0
+        r_top = min(r_top, 0.45 * (panel_top - s0))
+        pts = [(-bw, s0), (bw, s0)]
+        for ang in np.linspace(0, 90, 5):
+            a = math.radians(ang)
+            pts.append((bw - r_top + r_top * math.cos(a),
+                        panel_top - r_top + r_top * math.sin(a)))
+        span = bw - r_top
+        for uu in np.linspace(span, -span, 9)[1:-1]:
+            pts.append((uu, panel_top + arch * (1 - (uu / span) ** 2)))
+        for ang in np.linspace(90, 180, 5):
+            a = math.radians(ang)
+            pts.append((-bw + r_top + r_top * math.cos(a),
+                        panel_top - r_top + r_top * math.sin(a)))
+        outline_b = np.array(pts)
+        parts.add("back", f.soft, _slab(f.origin + w * f.en, _X, f.en, outline_b,
+                                        -p.back_thickness / 2, p.back_thickness / 2,
+                                        min(0.006, 0.3 * p.back_thickness)))
+    front_of_back = w + p.back_thickness / 2
+    return front_of_back, front_of_back - 0.005  # the cushion is embedded in the panel
+
+
+def _open_back(f: ChairFrame, parts: _Parts) -> tuple[float, float]:
+    """Slats, spindles or ladder rungs between the stiles; returns like _panel_back."""
+    p, sw, us, height, t = f.p, f.sw, f.us, f.height, f.t
     thin = 0.6 * sw  # half thickness of slats: inside the stiles' depth
-    if p.back == "panel":
-        s0 = p.back_gap if has_stiles else -0.6 * t
-        w = sw + p.back_thickness / 2 - 0.4 * min(2 * sw, p.back_thickness) if has_stiles else 0.0
-        if p.back_bow >= 1e-4:
-            uu = np.linspace(-bw, bw, 13)
-            path = np.stack([at(u, (s0 + panel_top) / 2, p.back_bow * ((u / bw) ** 2 - 1))
-                             for u in uu])
-            add("back", soft, _sweep(path, _rect((panel_top - s0) / 2, p.back_thickness / 2), ev))
-        else:
-            r_top = {"flat": 0.012, "rounded": 0.35 * bw, "arched": 0.05}[p.back_top]
-            arch = 0.18 * bw if p.back_top == "arched" else 0.0
-            r_top = min(r_top, 0.45 * (panel_top - s0))
-            pts = [(-bw, s0), (bw, s0)]
-            for ang in np.linspace(0, 90, 5):
-                a = math.radians(ang)
-                pts.append((bw - r_top + r_top * math.cos(a),
-                            panel_top - r_top + r_top * math.sin(a)))
-            span = bw - r_top
-            for uu in np.linspace(span, -span, 9)[1:-1]:
-                pts.append((uu, panel_top + arch * (1 - (uu / span) ** 2)))
-            for ang in np.linspace(90, 180, 5):
-                a = math.radians(ang)
-                pts.append((-bw + r_top + r_top * math.cos(a),
-                            panel_top - r_top + r_top * math.sin(a)))
-            outline_b = np.array(pts)
-            add("back", soft, _slab(origin + w * en, x_, en, outline_b, -p.back_thickness / 2,
-                                    p.back_thickness / 2, min(0.006, 0.3 * p.back_thickness)))
-        front_of_back = w + p.back_thickness / 2
-        cushion_w0 = front_of_back - 0.005  # embedded in the panel
+    rail_h = {"horizontal_slats": 0.06, "vertical_slats": 0.07, "spindle": 0.05,
+              "ladder": 0.05}[p.back]
+    if p.back != "ladder":
+        _rail(f, parts, height - rail_h, height, 0.9 * sw if p.back == "spindle" else thin, us,
+              "top_rail")
+    n = p.back_count
+    if p.back in ("horizontal_slats", "ladder"):
+        lo = 0.35 * height if p.back == "horizontal_slats" else 0.3 * height
+        hi = height - (rail_h + 0.03 if p.back == "horizontal_slats" else 0.0)
+        slat_h = min(0.08, 0.55 * (hi - lo) / n)
+        for c in np.linspace(lo + slat_h / 2, hi - slat_h / 2, n):
+            _rail(f, parts, c - slat_h / 2, c + slat_h / 2, thin, us, "slat")
+    elif p.back == "vertical_slats":
+        s_lo = -0.6 * t
+        if p.back_gap > 0:
+            _rail(f, parts, p.back_gap, p.back_gap + 0.05, thin, us, "bottom_rail")
+            s_lo = p.back_gap + 0.025
+        gap_w = 2 * us / (n + 1)
+        slat_w = min(0.045, 0.55 * gap_w) / 2
+        for uu in np.linspace(-us + gap_w, us - gap_w, n):
+            parts.add("slat", "frame", _bar(f.at(uu, s_lo, f.bow_w(uu)),
+                                            f.at(uu, height - rail_h / 2, f.bow_w(uu)), slat_w,
+                                            0.7 * thin, _X))
+    else:  # spindles from inside the seat up into the crest rail
+        gap_w = 2 * us / (n + 1)
+        r = min(0.009, 0.3 * gap_w)
+        for uu in np.linspace(-us + gap_w, us - gap_w, n):
+            lo_, hi_ = f.at(uu, -0.6 * t, f.bow_w(uu)), f.at(uu, height - rail_h / 2, f.bow_w(uu))
+            parts.add("spindle", "frame", _cylinder(lo_, hi_, r, 0.8 * r))
+    return sw, thin - 0.004  # the cushion is embedded in the rails (round stiles may not reach)
+
+
+def _back_cushion(f: ChairFrame, parts: _Parts, cushion_w0: float) -> None:
+    p = f.p
+    if p.back_cushion <= 0:
+        return
+    s0 = max(p.back_gap, 0.0) + p.seat_cushion + 0.02
+    s1 = f.height - 0.03
+    half = f.us + f.sw - 0.01 if f.has_stiles else f.bw - 0.01
+    cushion_outline = _rounded_rect(half, (s1 - s0) / 2, 0.05) + np.array([0, (s0 + s1) / 2])
+    parts.add("back_cushion", "cushion",
+              _slab(f.origin, _X, f.en, cushion_outline, cushion_w0,
+                    cushion_w0 + p.back_cushion, 0.45 * p.back_cushion))
+
+
+def _four_legs(f: ChairFrame, parts: _Parts) -> None:
+    p, hd, t, sw = f.p, f.hd, f.t, f.sw
+    m = p.leg_width / 2 + 0.008
+    if p.seat == "square":
+        zl = hd - m
+    elif p.seat == "rounded":
+        zl = hd - m - 0.3 * min(p.seat_corner, hd)
     else:
-        front_of_back = sw
-        cushion_w0 = thin - 0.004  # embedded in the rails (round stiles may not reach)
-        rail_h = {"horizontal_slats": 0.06, "vertical_slats": 0.07, "spindle": 0.05,
-                  "ladder": 0.05}[p.back]
-        if p.back != "ladder":
-            rail(height - rail_h, height, 0.9 * sw if p.back == "spindle" else thin, us, "top_rail")
-        n = p.back_count
-        if p.back in ("horizontal_slats", "ladder"):
-            lo = 0.35 * height if p.back == "horizontal_slats" else 0.3 * height
-            hi = height - (rail_h + 0.03 if p.back == "horizontal_slats" else 0.0)
-            slat_h = min(0.08, 0.55 * (hi - lo) / n)
-            for c in np.linspace(lo + slat_h / 2, hi - slat_h / 2, n):
-                rail(c - slat_h / 2, c + slat_h / 2, thin, us, "slat")
-        elif p.back == "vertical_slats":
-            s_lo = -0.6 * t
-            if p.back_gap > 0:
-                rail(p.back_gap, p.back_gap + 0.05, thin, us, "bottom_rail")
-                s_lo = p.back_gap + 0.025
-            gap_w = 2 * us / (n + 1)
-            slat_w = min(0.045, 0.55 * gap_w) / 2
-            for uu in np.linspace(-us + gap_w, us - gap_w, n):
-                add("slat", "frame", _bar(at(uu, s_lo, bow_w(uu)),
-                                          at(uu, height - rail_h / 2, bow_w(uu)), slat_w,
-                                          0.7 * thin, x_))
-        else:  # spindles from inside the seat up into the crest rail
-            gap_w = 2 * us / (n + 1)
-            r = min(0.009, 0.3 * gap_w)
-            for uu in np.linspace(-us + gap_w, us - gap_w, n):
-                lo, hi = at(uu, -0.6 * t, bow_w(uu)), at(uu, height - rail_h / 2, bow_w(uu))
-                add("spindle", "frame", _cylinder(lo, hi, r, 0.8 * r))
+        zl = 0.62 * hd
+    xl = f.inside_x(zl - m, zl + m, m)
+    leg_top = f.bottom + 0.6 * t
+    corners = [(sx, xl, zl) for sx in (-1, 1)]
+    if p.rear_legs_to_back:
+        corners += [(sx, f.us, f.zb) for sx in (-1, 1)]
+    else:
+        corners += [(sx, f.inside_x(-zl - m, -zl + m, m), -zl) for sx in (-1, 1)]
+    axes = []
+    for k, (sx, x, z) in enumerate(corners):
+        out = _unit(np.array([sx * x, 0.0, z]))
+        foot = np.array([sx * x, 0.0, z]) + out * leg_top * math.tan(math.radians(p.leg_splay))
+        head = np.array([sx * x, leg_top, z])
+        axes.append((foot, head))
+        if p.rear_legs_to_back and k >= 2:
+            # bend inside the seat, so the joint has vertices embedded in it
+            path = np.stack([[sx * x, 0, z], [sx * x, f.top - t / 2, z], f.at(sx * x, f.s_top)])
+            parts.add("rear_leg", "frame", _sweep(path, _circle(sw) if p.stile_round
+                                                  else _rect(sw, sw), _X))
+        else:
+            half = p.leg_width / 2 * p.leg_taper
+            v, fc = (_cylinder(foot, head, half, p.leg_width / 2) if p.leg_round
+                     else _bar(foot, head, half, half, _X, 1 / p.leg_taper))
+            # a splayed foot's section is tilted: lift its lowest corner onto the floor
+            parts.add("leg", "frame", (v - [0.0, min(v[:, 1].min(), 0.0), 0.0], fc))
+    if p.stretchers != "none":
+        h = p.stretcher_height
+        pts = [a + h * (b - a) for a, b in axes]  # front-left, front-right, rear-l, rear-r
+        r = 0.3 * p.leg_width * min(1.0, p.leg_taper + 0.2)
+        pairs = [(0, 2), (1, 3)]
+        if p.stretchers == "box":
+            pairs += [(0, 1), (2, 3)]
+        for i, j in pairs:
+            parts.add("stretcher", "frame", _cylinder(pts[i], pts[j], r))
+        if p.stretchers == "h":
+            parts.add("stretcher", "frame",
+                      _cylinder((pts[0] + pts[2]) / 2, (pts[1] + pts[3]) / 2, r))
 
-    if p.back_cushion > 0:
-        s0 = max(p.back_gap, 0.0) + p.seat_cushion + 0.02
-        s1 = height - 0.03
-        half = us + sw - 0.01 if has_stiles else bw - 0.01
-        cushion_outline = _rounded_rect(half, (s1 - s0) / 2, 0.05) + np.array([0, (s0 + s1) / 2])
-        add("back_cushion", "cushion",
-            _slab(origin, x_, en, cushion_outline, cushion_w0,
-                  cushion_w0 + p.back_cushion, 0.45 * p.back_cushion))
 
-    # ---- base
-    if p.base.startswith("four_leg"):
-        m = p.leg_width / 2 + 0.008
-        if p.seat == "square":
-            zl = hd - m
-        elif p.seat == "rounded":
-            zl = hd - m - 0.3 * min(p.seat_corner, hd)
-        else:
-            zl = 0.62 * hd
-        xl = inside_x(zl - m, zl + m, m)
-        leg_top = bottom + 0.6 * t
-        corners = [(sx, xl, zl) for sx in (-1, 1)]
-        if p.rear_legs_to_back:
-            corners += [(sx, us, zb) for sx in (-1, 1)]
-        else:
-            corners += [(sx, inside_x(-zl - m, -zl + m, m), -zl) for sx in (-1, 1)]
-        axes = []
-        for k, (sx, x, z) in enumerate(corners):
-            out = _unit(np.array([sx * x, 0.0, z]))
-            foot = np.array([sx * x, 0.0, z]) + out * leg_top * math.tan(math.radians(p.leg_splay))
-            head = np.array([sx * x, leg_top, z])
-            axes.append((foot, head))
-            if p.rear_legs_to_back and k >= 2:
-                # bend inside the seat, so the joint has vertices embedded in it
-                path = np.stack([[sx * x, 0, z], [sx * x, top - t / 2, z], at(sx * x, s_top)])
-                add("rear_leg", "frame", _sweep(path, _circle(sw) if p.stile_round
-                                                else _rect(sw, sw), x_))
-            else:
-                half = p.leg_width / 2 * p.leg_taper
-                v, f = (_cylinder(foot, head, half, p.leg_width / 2) if p.leg_round
-                        else _bar(foot, head, half, half, x_, 1 / p.leg_taper))
-                # a splayed foot's section is tilted: lift its lowest corner onto the floor
-                add("leg", "frame", (v - [0.0, min(v[:, 1].min(), 0.0), 0.0], f))
-        if p.stretchers != "none":
-            f = p.stretcher_height
-            pts = [a + f * (b - a) for a, b in axes]  # front-left, front-right, rear-l, rear-r
-            r = 0.3 * p.leg_width * min(1.0, p.leg_taper + 0.2)
-            pairs = [(0, 2), (1, 3)]
-            if p.stretchers == "box":
-                pairs += [(0, 1), (2, 3)]
-            for i, j in pairs:
-                add("stretcher", "frame", _cylinder(pts[i], pts[j], r))
-            if p.stretchers == "h":
-                add("stretcher", "frame",
-                    _cylinder((pts[0] + pts[2]) / 2, (pts[1] + pts[3]) / 2, r))
-    elif p.base == "pedestal":
-        rc = p.column_radius
-        plate_r = min(0.7 * min(hw, hd), max(0.1, 1.4 * rc * p.column_flare))
-        add("plate", "frame", _cylinder((0, bottom - 0.018, 0), (0, bottom + 0.4 * t, 0), plate_r))
-        bh = p.base_height
-        if p.feet == "cross":
-            for ang in (45, 135, 225, 315):
-                d = np.array([math.cos(math.radians(ang)), 0, math.sin(math.radians(ang))])
-                add("foot", "frame", _bar((0, bh / 2, 0), d * p.base_radius + [0, bh / 2, 0],
-                                          bh / 2, 0.025, y_, 0.8))
-        elif p.feet == "dome":
-            add("foot", "frame", _cylinder((0, 0, 0), (0, bh, 0), p.base_radius, 1.5 * rc, 24))
-        else:
-            add("foot", "frame", _cylinder((0, 0, 0), (0, bh, 0), p.base_radius, None, 24))
-        add("column", "frame", _cylinder((0, 0.5 * bh, 0), (0, bottom - 0.01, 0), rc,
-                                         rc * p.column_flare))
-    elif p.base == "swivel":
-        arm_h, arm_w = 0.03, 0.022
+def _pedestal(f: ChairFrame, parts: _Parts) -> None:
+    p, bottom, t = f.p, f.bottom, f.t
+    rc = p.column_radius
+    plate_r = min(0.7 * min(f.hw, f.hd), max(0.1, 1.4 * rc * p.column_flare))
+    parts.add("plate", "frame", _cylinder((0, bottom - 0.018, 0), (0, bottom + 0.4 * t, 0),
+                                          plate_r))
+    bh = p.base_height
+    if p.feet == "cross":
+        for ang in (45, 135, 225, 315):
+            d = np.array([math.cos(math.radians(ang)), 0, math.sin(math.radians(ang))])
+            parts.add("foot", "frame", _bar((0, bh / 2, 0), d * p.base_radius + [0, bh / 2, 0],
+                                            bh / 2, 0.025, _Y, 0.8))
+    elif p.feet == "dome":
+        parts.add("foot", "frame", _cylinder((0, 0, 0), (0, bh, 0), p.base_radius, 1.5 * rc, 24))
+    else:
+        parts.add("foot", "frame", _cylinder((0, 0, 0), (0, bh, 0), p.base_radius, None, 24))
+    parts.add("column", "frame", _cylinder((0, 0.5 * bh, 0), (0, bottom - 0.01, 0), rc,
+                                           rc * p.column_flare))
+
+
+def _swivel(f: ChairFrame, parts: _Parts) -> None:
+    p, bottom, t = f.p, f.bottom, f.t
+    arm_h, arm_w = 0.03, 0.022
+    if p.feet == "casters":
+        wheel = 0.026
+        foot_top = 2 * wheel + 0.012
+    else:
+        wheel, foot_top = 0.0, 0.03
+    y_tip = foot_top + arm_h / 2 - 0.004
+    y_hub = y_tip + 0.035
+    for k in range(5):
+        ang = math.radians(90 + 72 * k)  # one arm straight back, two splayed to the front
+        d = np.array([math.cos(ang), 0.0, -math.sin(ang)])
+        tip = d * p.base_radius + [0, y_tip, 0]
+        parts.add("star_arm", "frame", _bar(np.array([0, y_hub, 0]), tip, arm_h / 2, arm_w, _Y,
+                                            0.75))
         if p.feet == "casters":
-            wheel = 0.026
-            foot_top = 2 * wheel + 0.012
+            side = np.cross(d, _Y)
+            hub_c = d * (p.base_radius - 0.01) + [0, wheel, 0]
+            parts.add("caster", "frame", _cylinder(hub_c - 0.014 * side, hub_c + 0.014 * side,
+                                                   wheel, None, 12))
+            parts.add("caster_fork", "frame",
+                      _box(hub_c + np.array([0, (foot_top + 0.01 - wheel) / 2 + 0.004, 0]),
+                           (0.016, (foot_top + 0.01 - wheel) / 2, 0.012),
+                           np.stack([side, _Y, np.cross(side, _Y)], 1)))
         else:
-            wheel, foot_top = 0.0, 0.03
-        y_tip = foot_top + arm_h / 2 - 0.004
-        y_hub = y_tip + 0.035
-        for k in range(5):
-            ang = math.radians(90 + 72 * k)  # one arm straight back, two splayed to the front
-            d = np.array([math.cos(ang), 0.0, -math.sin(ang)])
-            tip = d * p.base_radius + [0, y_tip, 0]
-            add("star_arm", "frame", _bar(np.array([0, y_hub, 0]), tip, arm_h / 2, arm_w, y_, 0.75))
-            if p.feet == "casters":
-                side = np.cross(d, y_)
-                hub_c = d * (p.base_radius - 0.01) + [0, wheel, 0]
-                add("caster", "frame", _cylinder(hub_c - 0.014 * side, hub_c + 0.014 * side,
-                                                 wheel, None, 12))
-                add("caster_fork", "frame",
-                    _box(hub_c + np.array([0, (foot_top + 0.01 - wheel) / 2 + 0.004, 0]),
-                         (0.016, (foot_top + 0.01 - wheel) / 2, 0.012),
-                         np.stack([side, y_, np.cross(side, y_)], 1)))
-            else:
-                add("glide", "frame", _cylinder(tip * [1, 0, 1], tip + 0.004 * y_, 0.016,
-                                                0.013, 12))
-        add("hub", "frame", _cylinder((0, y_tip - arm_h / 2, 0), (0, y_hub + 0.03, 0), 0.05))
-        mech_h = 0.045
-        add("mechanism", "frame", _box((0, bottom - mech_h / 2 + 0.3 * t, 0),
-                                       (0.1, mech_h / 2 + 0.3 * t, 0.1)))
-        add("column", "frame", _cylinder((0, y_hub, 0), (0, bottom - mech_h + 0.01, 0),
-                                         p.column_radius * 0.6))
-        add("sleeve", "frame", _cylinder((0, y_hub, 0), (0, y_hub + 0.16, 0),
-                                         p.column_radius * 0.6 + 0.012))
-    else:
+            parts.add("glide", "frame", _cylinder(tip * [1, 0, 1], tip + 0.004 * _Y, 0.016,
+                                                  0.013, 12))
+    parts.add("hub", "frame", _cylinder((0, y_tip - arm_h / 2, 0), (0, y_hub + 0.03, 0), 0.05))
+    mech_h = 0.045
+    parts.add("mechanism", "frame", _box((0, bottom - mech_h / 2 + 0.3 * t, 0),
+                                         (0.1, mech_h / 2 + 0.3 * t, 0.1)))
+    parts.add("column", "frame", _cylinder((0, y_hub, 0), (0, bottom - mech_h + 0.01, 0),
+                                           p.column_radius * 0.6))
+    parts.add("sleeve", "frame", _cylinder((0, y_hub, 0), (0, y_hub + 0.16, 0),
+                                           p.column_radius * 0.6 + 0.012))
+
+
+def _tube_base(f: ChairFrame, parts: _Parts) -> None:
+    """Sled runners or a cantilever: bent tubes."""
+    p, hd, bottom, t = f.p, f.hd, f.bottom, f.t
+    r = p.tube_radius
+    y_under = bottom + 0.4 * r  # the tube's top half runs inside the seat
+    if p.base == "sled":
+        za = 0.72 * hd if p.seat != "round" else 0.5 * hd
+        xs = f.inside_x(-za - r, za + r, r + 0.008)
+        for sx in (-xs, xs):
+            pts = np.array([[sx, bottom + 0.5 * t, za], [sx, r, za + 0.04],
+                            [sx, r, -za - 0.04], [sx, bottom + 0.5 * t, -za]])
+            parts.add("runner", "frame", _sweep(_fillet(pts, 0.06), _circle(r), _X))
+        if p.stretchers != "none":
+            parts.add("crossbar", "frame", _cylinder((-xs, r, 0), (xs, r, 0), r))
+    else:  # cantilever: one bent tube, under the seat, down in front, back along the floor
+        za = 0.85 * hd if p.seat != "round" else 0.6 * hd
+        zr = -0.5 * hd
+        xs = f.inside_x(zr - r, za + r, r + 0.008)
+        z_floor = -0.95 * hd
+        pts = np.array([[-xs, y_under, zr], [-xs, y_under, za], [-xs, r, za + 0.03],
+                        [-xs, r, z_floor], [xs, r, z_floor], [xs, r, za + 0.03],
+                        [xs, y_under, za], [xs, y_under, zr]])
+        parts.add("frame_tube", "frame", _sweep(_fillet(pts, 0.08, 6), _circle(r), _X))
+
+
+def _arms(f: ChairFrame, parts: _Parts, front_of_back: float) -> None:
+    p, hd, top, t = f.p, f.hd, f.top, f.t
+    if p.arms == "none":
+        return
+    arm_top = top + p.arm_height
+    hwa = p.arm_width / 2
+    z_front = 0.6 * hd if p.seat != "round" else 0.35 * hd
+    z_rear = f.zb + front_of_back * math.cos(f.tilt) + 0.035
+    if p.arms == "panel":
+        pt = 0.008 + 0.2 * hwa
+        z0, z1 = f.zb, 0.85 * hd
+        xa = f.inside_x(z0, z1, pt)
+        y0 = f.bottom - 0.03
+        # outline in (-z, y): x cross -z = y keeps the slab right-handed
+        side = _rounded_rect((z1 - z0) / 2, (arm_top - y0) / 2, 0.05) + np.array(
+            [-(z0 + z1) / 2, (arm_top + y0) / 2])
+        for sx in (-xa, xa):
+            parts.add("arm_panel", "frame", _slab((sx, 0, 0), -_Z, _X, side, -pt, pt, 0.4 * pt))
+    elif p.arms == "loop":
         r = p.tube_radius
-        y_under = bottom + 0.4 * r  # the tube's top half runs inside the seat
-        if p.base == "sled":
-            za = 0.72 * hd if p.seat != "round" else 0.5 * hd
-            xs = inside_x(-za - r, za + r, r + 0.008)
-            for sx in (-xs, xs):
-                pts = np.array([[sx, bottom + 0.5 * t, za], [sx, r, za + 0.04],
-                                [sx, r, -za - 0.04], [sx, bottom + 0.5 * t, -za]])
-                add("runner", "frame", _sweep(_fillet(pts, 0.06), _circle(r), x_))
-            if p.stretchers != "none":
-                add("crossbar", "frame", _cylinder((-xs, r, 0), (xs, r, 0), r))
-        else:  # cantilever: one bent tube, under the seat, down in front, back along the floor
-            za = 0.85 * hd if p.seat != "round" else 0.6 * hd
-            zr = -0.5 * hd
-            xs = inside_x(zr - r, za + r, r + 0.008)
-            z_floor = -0.95 * hd
-            pts = np.array([[-xs, y_under, zr], [-xs, y_under, za], [-xs, r, za + 0.03],
-                            [-xs, r, z_floor], [xs, r, z_floor], [xs, r, za + 0.03],
-                            [xs, y_under, za], [xs, y_under, zr]])
-            add("frame_tube", "frame", _sweep(_fillet(pts, 0.08, 6), _circle(r), x_))
+        xa = f.inside_x(z_rear - r, z_front + r, r + 0.006)
+        for sx in (-xa, xa):
+            pts = np.array([[sx, top - 0.5 * t, z_front], [sx, arm_top - r, z_front + 0.03],
+                            [sx, arm_top - r, z_rear], [sx, top - 0.5 * t, z_rear]])
+            parts.add("arm", "frame", _sweep(_fillet(pts, 0.05), _circle(r), _X))
+    else:
+        post = min(p.leg_width, 0.035) / 2
+        zs = [z_front, z_rear] if p.arm_posts == 2 else [(z_front + z_rear) / 2]
+        xa = f.inside_x(min(zs) - post, max(zs) + post, post + 0.004)
+        pad_t = 0.025
+        for sx in (-xa, xa):
+            for z in zs:
+                p0, p1 = (sx, top - 0.5 * t, z), (sx, arm_top - pad_t / 2, z)
+                parts.add("arm_post", "frame", _cylinder(p0, p1, post) if p.leg_round
+                          else _bar(p0, p1, post, post, _X))
+            z0, z1 = min(z_rear, min(zs)) - 0.04, max(zs) + 0.05
+            parts.add("armrest", f.soft if p.seat_color != p.frame_color else "frame",
+                      _box((sx, arm_top - pad_t / 2, (z0 + z1) / 2),
+                           (max(hwa, post + 0.005), pad_t / 2, (z1 - z0) / 2)))
 
-    # ---- arms
-    if p.arms != "none":
-        arm_top = top + p.arm_height
-        hwa = p.arm_width / 2
-        z_front = 0.6 * hd if p.seat != "round" else 0.35 * hd
-        z_rear = zb + front_of_back * math.cos(tilt) + 0.035
-        if p.arms == "panel":
-            pt = 0.008 + 0.2 * hwa
-            z0, z1 = zb, 0.85 * hd
-            xa = inside_x(z0, z1, pt)
-            y0 = bottom - 0.03
-            # outline in (-z, y): x cross -z = y keeps the slab right-handed
-            side = _rounded_rect((z1 - z0) / 2, (arm_top - y0) / 2, 0.05) + np.array(
-                [-(z0 + z1) / 2, (arm_top + y0) / 2])
-            for sx in (-xa, xa):
-                add("arm_panel", "frame", _slab((sx, 0, 0), -z_, x_, side, -pt, pt, 0.4 * pt))
-        elif p.arms == "loop":
-            r = p.tube_radius
-            xa = inside_x(z_rear - r, z_front + r, r + 0.006)
-            for sx in (-xa, xa):
-                pts = np.array([[sx, top - 0.5 * t, z_front], [sx, arm_top - r, z_front + 0.03],
-                                [sx, arm_top - r, z_rear], [sx, top - 0.5 * t, z_rear]])
-                add("arm", "frame", _sweep(_fillet(pts, 0.05), _circle(r), x_))
-        else:
-            post = min(p.leg_width, 0.035) / 2
-            zs = [z_front, z_rear] if p.arm_posts == 2 else [(z_front + z_rear) / 2]
-            xa = inside_x(min(zs) - post, max(zs) + post, post + 0.004)
-            pad_t = 0.025
-            for sx in (-xa, xa):
-                for z in zs:
-                    p0, p1 = (sx, top - 0.5 * t, z), (sx, arm_top - pad_t / 2, z)
-                    add("arm_post", "frame", _cylinder(p0, p1, post) if p.leg_round
-                        else _bar(p0, p1, post, post, x_))
-                z0, z1 = min(z_rear, min(zs)) - 0.04, max(zs) + 0.05
-                add("armrest", soft if p.seat_color != p.frame_color else "frame",
-                    _box((sx, arm_top - pad_t / 2, (z0 + z1) / 2),
-                         (max(hwa, post + 0.005), pad_t / 2, (z1 - z0) / 2)))
 
+def _seat_cushion(f: ChairFrame, parts: _Parts) -> None:
+    p = f.p
     if p.seat_cushion > 0:
-        c = outline * 0.94 * flip
-        add("seat_cushion", "cushion",
-            _slab((0, 0, 0), x_, y_, c, top - 0.006, top + p.seat_cushion, 0.45 * p.seat_cushion))
-    return parts
+        c = f.outline * 0.94 * _FLIP
+        parts.add("seat_cushion", "cushion",
+                  _slab((0, 0, 0), _X, _Y, c, f.top - 0.006, f.top + p.seat_cushion,
+                        0.45 * p.seat_cushion))
 
 
-# ----------------------------------------------------------------------------- mesh folders
-
-MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl")
-_AXES = {"x": 0, "y": 1, "z": 2}
-
-
-def _axis(spec: str, key: str) -> np.ndarray:
-    s = spec.strip().lower()
-    sign = -1.0 if s.startswith("-") else 1.0
-    name = s.lstrip("+-")
-    if name not in _AXES or len(s) > 2:
-        raise ValueError(f"{key} must be one of x, y, z with an optional sign (e.g. '-z'), "
-                         f"got {spec!r}")
-    v = np.zeros(3)
-    v[_AXES[name]] = sign
-    return v
-
-
-def axes_rotation(up_axis: str, front_axis: str) -> np.ndarray:
-    """float64 (3, 3) rotation taking a file's coordinates to object space (+y up, +z front):
-    rows are the file's left, up and front directions."""
-    up, front = _axis(up_axis, "up_axis"), _axis(front_axis, "front_axis")
-    if abs(up @ front) > 0.5:
-        raise ValueError(f"up_axis {up_axis!r} and front_axis {front_axis!r} must be "
-                         "perpendicular")
-    return np.stack([np.cross(up, front), up, front])
-
-
-def _split_of(seed: int, rel: str, test_fraction: float) -> str:
-    # sha256 of (seed, path) only: a file's split ignores which other files exist.
-    h = hashlib.sha256(f"{int(seed)}:{rel}".encode()).digest()
-    return "test" if int.from_bytes(h[:8], "big") / 2.0**64 < test_fraction else "train"
-
-
-def _geometry_colours(geom) -> np.ndarray:
-    """float32 (V, 3) albedo of a trimesh.Trimesh: vertex colours, else a plain material
-    colour, else a texture sampled at the vertices' UVs, else neutral grey."""
-    grey = np.full((len(geom.vertices), 3), 0.6, dtype=np.float32)
-    vis = geom.visual
-    try:
-        if vis.kind == "vertex":
-            c = np.asarray(vis.vertex_colors)[:, :3]
-        elif vis.kind == "face":  # spread face colours to their vertices
-            fc = np.asarray(vis.face_colors)[:, :3].astype(np.float64)
-            acc = np.zeros((len(geom.vertices), 3))
-            cnt = np.zeros(len(geom.vertices))
-            for corner in range(3):
-                np.add.at(acc, geom.faces[:, corner], fc)
-                np.add.at(cnt, geom.faces[:, corner], 1)
-            c = acc / np.maximum(cnt, 1)[:, None]
-        elif vis.kind == "texture":
-            mat = vis.material
-            image = getattr(mat, "image", None)
-            if image is None:
-                image = getattr(mat, "baseColorTexture", None)
-            if image is not None and vis.uv is not None:
-                c = np.asarray(vis.to_color().vertex_colors)[:, :3]
-            else:
-                base = getattr(mat, "baseColorFactor", None)
-                if base is None:
-                    base = getattr(mat, "diffuse", None)
-                if base is None:
-                    return grey
-                c = np.broadcast_to(np.asarray(base)[:3], (len(geom.vertices), 3))
-        else:
-            return grey
-    except Exception:  # exotic visuals: colour is a nicety, the shape is what matters
-        return grey
-    c = np.asarray(c, dtype=np.float32)
-    if c.max() > 1.0:
-        c = c / 255.0
-    return np.clip(c, 0.0, 1.0).astype(np.float32)
-
-
-def load_mesh_file(path: Path, rotation: np.ndarray) -> TriMesh:
-    """Load one mesh file (scenes flattened with their node transforms), rotate it by
-    `rotation` (3, 3) into object space and normalise it to the unit sphere."""
-    import trimesh
-
-    try:
-        scene = trimesh.load(str(path), force="scene")
-    except Exception as e:
-        raise ValueError(f"cannot read mesh file {path}: {e}") from e
-    verts, faces, cols, base = [], [], [], 0
-    for geom in scene.dump(concatenate=False):
-        if not isinstance(geom, trimesh.Trimesh) or len(geom.faces) == 0:
-            continue  # paths, point clouds
-        verts.append(np.asarray(geom.vertices, dtype=np.float64))
-        faces.append(np.asarray(geom.faces, dtype=np.int64) + base)
-        cols.append(_geometry_colours(geom))
-        base += len(geom.vertices)
-    if not verts:
-        raise ValueError(f"mesh file {path} holds no triangles (expected a triangle mesh)")
-    v = np.vstack(verts) @ rotation.T
-    if not np.isfinite(v).all():
-        raise ValueError(f"mesh file {path} has non-finite vertex coordinates")
-    if np.ptp(v, axis=0).max() <= 0:
-        raise ValueError(f"mesh file {path} is degenerate: all vertices coincide")
-    return TriMesh(v.astype(np.float32), np.concatenate(faces).astype(np.int32),
-                   np.vstack(cols).astype(np.float32)).normalized()
-
-
-class MeshFolderChairs(IdentitySource):
-    """Identities from a folder of mesh files (OBJ, PLY, GLB, GLTF, STL; searched recursively).
-
-    A file is in the test split when sha256(f"{seed}:{relative posix path}") maps below
-    `test_fraction`, so the split of a file never depends on the folder's other files.
-    Identity i of a split is the i-th file of that split in sorted path order. Meshes are
-    loaded on demand and the last `cache_size` are kept."""
-
-    def __init__(
-        self,
-        folder: str | Path,
-        *,
-        seed: int = 0,
-        test_fraction: float = 0.1,
-        up_axis: str = "y",
-        front_axis: str = "+z",
-        cache_size: int = 32,
-    ) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"chair mesh folder {self.folder} does not exist "
-                                    "(expected a folder of .obj/.ply/.glb/.gltf/.stl files)")
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must lie strictly between 0 and 1, got "
-                             f"{test_fraction}")
-        self.rotation = axes_rotation(up_axis, front_axis)
-        files = sorted(
-            (f for f in self.folder.rglob("*") if f.is_file()
-             and f.suffix.lower() in MESH_SUFFIXES),
-            key=lambda f: f.relative_to(self.folder).as_posix(),
-        )
-        if not files:
-            raise ValueError(f"chair mesh folder {self.folder} holds no mesh files "
-                             f"(expected files ending in {', '.join(MESH_SUFFIXES)})")
-        self.files: dict[str, list[Path]] = {"train": [], "test": []}
-        for f in files:
-            rel = f.relative_to(self.folder).as_posix()
-            self.files[_split_of(seed, rel, test_fraction)].append(f)
-        for split, chosen in self.files.items():
-            if not chosen:
-                raise ValueError(
-                    f"chair mesh folder {self.folder}: none of its {len(files)} mesh files "
-                    f"falls in the {split!r} split with seed={seed}, test_fraction="
-                    f"{test_fraction}; add files or change test_fraction"
-                )
-        self.cache_size = cache_size
-        self._cache: OrderedDict[Path, TriMesh] = OrderedDict()
-
-    def num_identities(self, split: str) -> int:
-        return len(self._split(split))
-
-    def path(self, split: str, identity: int) -> Path:
-        """The file behind identity `identity` of `split`."""
-        files = self._split(split)
-        if not 0 <= identity < len(files):
-            raise IndexError(f"identity {identity} out of range: split {split!r} of "
-                             f"{self.folder} holds {len(files)} meshes")
-        return files[identity]
-
-    def mesh(self, split: str, identity: int) -> TriMesh:
-        f = self.path(split, identity)
-        if f in self._cache:
-            self._cache.move_to_end(f)
-            return self._cache[f]
-        m = load_mesh_file(f, self.rotation)
-        self._cache[f] = m
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return m
-
-    def _split(self, split: str) -> list[Path]:
-        if split not in self.files:
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        return self.files[split]
+def build_parts(p: ChairParams) -> list[ChairPart]:
+    """The chair's closed primitives in metres, before normalisation (deterministic), family
+    by family in a fixed order (the order is the mesh's vertex order)."""
+    f = chair_frame(p)
+    parts = _Parts()
+    _seat(f, parts)
+    _stiles(f, parts)
+    front_of_back, cushion_w0 = (_panel_back if p.back == "panel" else _open_back)(f, parts)
+    _back_cushion(f, parts, cushion_w0)
+    if p.base.startswith("four_leg"):
+        _four_legs(f, parts)
+    elif p.base == "pedestal":
+        _pedestal(f, parts)
+    elif p.base == "swivel":
+        _swivel(f, parts)
+    else:
+        _tube_base(f, parts)
+    _arms(f, parts, front_of_back)
+    _seat_cushion(f, parts)
+    return list(parts)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.config import ParamsError
-from pipeline.params import ChairsConfig, FacesConfig, Params
+from core.config import ParamsError
+from core.params import ChairsConfig, FacesConfig, Params
 from render.sources import IdentitySource
 
 
@@ -25,7 +25,7 @@ def make_source(params: Params, dataset: str) -> IdentitySource:
             from render.chairs import ParametricChairs
 
             return ParametricChairs(params.seed, dataset)
-        from render.chairs import MeshFolderChairs
+        from render.mesh_folder import MeshFolderChairs
 
         f = ds.folder
         return MeshFolderChairs(f.path, seed=params.seed, up_axis=f.up_axis,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.atomic import atomic_path
-from render.shards import ShardError, list_shards, open_shard
+from core.atomic import atomic_path
+from core.shards import ShardError, list_shards, open_shard
 
 
 @dataclass

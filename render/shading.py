@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.images import LUMA
 from render.mesh import TriMesh
 
 GAMMA = 2.2
-LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # Rec. 709 luminance weights
 
 
 def vertex_normals(mesh: TriMesh) -> np.ndarray:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from core.seeds import identity_rng
 from render.mesh import TriMesh
-from render.seeds import identity_rng
 
 
 class IdentitySource(ABC):

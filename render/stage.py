@@ -13,23 +13,20 @@ import math
 import multiprocessing as mp
 import queue
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pipeline.atomic import remove_stale_temps
-from pipeline.params import FACTORS, SPLITS, DatasetConfig, Params, fingerprint, params_dict
-from pipeline.progress import progress_bar
-from pipeline.resources import require_memory
-from render.backends import Backend, make_backend
-from render.batches import BatchPlan, plan_split
-from render.datasets import make_source, num_identities
-from render.mesh import TriMesh
-from render.shards import (
+from core.atomic import machine_error, remove_stale_temps
+from core.cache import LRU
+from core.params import DatasetConfig, Params, fingerprint, params_dict
+from core.progress import progress_bar
+from core.resources import require_memory
+from core.shards import (
     SCHEMA_VERSION,
     ShardArrays,
     is_current,
@@ -37,6 +34,11 @@ from render.shards import (
     shard_path,
     write_shard,
 )
+from core.vocab import FACTORS, SPLITS
+from render.backends import Backend, make_backend
+from render.batches import BatchPlan, plan_split
+from render.datasets import make_source, num_identities
+from render.mesh import TriMesh
 from render.sources import IdentitySource
 from render.views import View
 
@@ -107,6 +109,82 @@ def task_fingerprint(record: dict, n_identities: int, task: ShardTask) -> str:
                         "identities": n_identities})
 
 
+class Planned(Protocol):
+    """One planned minibatch, as a shard stores it (render.batches.BatchPlan, or an import's)."""
+
+    kind: str
+    identity: np.ndarray  # int64 (B,)
+    factors: np.ndarray  # float32 (B, len(FACTORS)) degrees
+
+
+def write_task(params: Params, dataset: str, task: ShardTask, out_dir: Path,
+               plans: Sequence[Planned], images_of: Callable[[Planned], np.ndarray], *,
+               record: dict, renderer: str, software: dict[str, str], fingerprint: str,
+               extra_attrs: dict | None = None,
+               on_batch: Callable[[int], None] | None = None) -> Path:
+    """Produce shard `task` from its plans (images_of(plan) -> uint8 (B, C, H, W)) and write it
+    atomically: the one place a shard's arrays and attributes are put together, for rendered
+    and imported data alike. record: the params record the shard stores. Returns its path."""
+    images = []
+    for plan in plans:
+        images.append(images_of(plan))
+        if on_batch is not None:
+            on_batch(len(plan.identity))
+    ds, r = params.render.dataset(dataset), params.render
+    arrays = ShardArrays(
+        images=np.stack(images),
+        factors=np.stack([p.factors for p in plans]),
+        identity=np.stack([p.identity for p in plans]),
+        kind=np.array([ds.kinds.index(p.kind) for p in plans], dtype=np.uint8),
+    )
+    path = shard_path(out_dir / task.split, task.index)
+    write_shard(path, arrays, factor_names=FACTORS, kind_names=ds.kinds, attrs={
+        "dataset": dataset, "split": task.split, "renderer": renderer,
+        "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
+        "seed": params.seed, "latent_factors": list(ds.factors),
+        "factor_ranges": factor_ranges(ds), "params": record,
+        "software": software, "fingerprint": fingerprint, "shard_index": task.index,
+        "first_batch": task.start, **(extra_attrs or {}),
+    })
+    return path
+
+
+def shard_loop(params: Params, dataset: str, out_dir: Path, tasks: list[ShardTask],
+               fingerprint_of: Callable[[ShardTask], str],
+               produce: Callable[[list[ShardTask], Callable[[int], None]], None], *,
+               prune: bool, progress: bool, label: str, t0: float) -> RenderSummary:
+    """The one shard loop of `render` and `import-chairs`: clear dead writers' temps, remove
+    shards beyond the plan (prune: a whole-plan run), skip shards that are complete and made
+    from the same fingerprint, and produce the rest (`produce(todo, on_images)` writes them)."""
+    for split in SPLITS:
+        try:
+            (out_dir / split).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise machine_error(out_dir / split, e) from None
+        remove_stale_temps(out_dir / split)
+    if prune:
+        for split in SPLITS:
+            keep = {shard_path(out_dir / split, t.index) for t in shard_tasks(params, dataset)
+                    if t.split == split}
+            for p in list_shards(out_dir / split):
+                if p not in keep:
+                    p.unlink()
+    todo = [t for t in tasks if not is_current(shard_path(out_dir / t.split, t.index),
+                                               fingerprint_of(t))]
+    skipped = len(tasks) - len(todo)
+    bs = params.render.batch_size
+    total = sum((t.stop - t.start) * bs for t in todo)
+    log.info("%s: %d shards to write, %d up to date, %d images", label, len(todo), skipped,
+             total)
+    bar = progress_bar(total, label, "img", live=progress)
+    try:
+        if todo:
+            produce(todo, bar.update)
+    finally:
+        bar.close()
+    return RenderSummary(len(todo), skipped, total, time.perf_counter() - t0, out_dir)
+
+
 class ShardRenderer:
     """Renders shard tasks in one process: one source, one backend, a cache of built meshes."""
 
@@ -116,22 +194,14 @@ class ShardRenderer:
         self.source: IdentitySource = make_source(params, dataset)
         self.backend = backend or make_backend(params.render)
         self.n_ids = {s: num_identities(params, dataset, self.source, s) for s in SPLITS}
-        self._meshes: OrderedDict[tuple[str, int], TriMesh] = OrderedDict()
+        self._meshes: LRU[tuple[str, int], TriMesh] = LRU(MESH_CACHE)
         self._record = render_params(params, dataset)
 
     def fingerprint(self, task: ShardTask) -> str:
         return task_fingerprint(self._record, self.n_ids[task.split], task)
 
     def mesh(self, split: str, identity: int) -> TriMesh:
-        key = (split, identity)
-        if key in self._meshes:
-            self._meshes.move_to_end(key)
-            return self._meshes[key]
-        mesh = self.source.mesh(split, identity)
-        self._meshes[key] = mesh
-        if len(self._meshes) > MESH_CACHE:
-            self._meshes.popitem(last=False)
-        return mesh
+        return self._meshes.get((split, identity), lambda: self.source.mesh(split, identity))
 
     def render_batch(self, split: str, plan: BatchPlan) -> np.ndarray:
         """uint8 (B, C, H, W) for one planned minibatch."""
@@ -148,31 +218,10 @@ class ShardRenderer:
     def render_task(self, task: ShardTask, out_dir: Path,
                     on_batch: Callable[[int], None] | None = None) -> Path:
         """Render one shard and write it atomically; returns its path."""
-        plans = self.plans(task)
-        images = []
-        for plan in plans:
-            images.append(self.render_batch(task.split, plan))
-            if on_batch is not None:
-                on_batch(len(plan.identity))
-        kinds = self.ds.kinds
-        arrays = ShardArrays(
-            images=np.stack(images),
-            factors=np.stack([p.factors for p in plans]),
-            identity=np.stack([p.identity for p in plans]),
-            kind=np.array([kinds.index(p.kind) for p in plans], dtype=np.uint8),
-        )
-        r = self.params.render
-        path = shard_path(out_dir / task.split, task.index)
-        write_shard(path, arrays, factor_names=FACTORS, kind_names=kinds, attrs={
-            "dataset": self.dataset, "split": task.split, "renderer": self.backend.version(),
-            "image_size": r.image_size, "channels": r.channels, "batch_size": r.batch_size,
-            "seed": self.params.seed, "latent_factors": list(self.ds.factors),
-            "factor_ranges": factor_ranges(self.ds),
-            "params": self._record, "software": software_versions(),
-            "fingerprint": self.fingerprint(task), "shard_index": task.index,
-            "first_batch": task.start,
-        })
-        return path
+        return write_task(self.params, self.dataset, task, out_dir, self.plans(task),
+                          lambda plan: self.render_batch(task.split, plan), record=self._record,
+                          renderer=self.backend.version(), software=software_versions(),
+                          fingerprint=self.fingerprint(task), on_batch=on_batch)
 
     def close(self) -> None:
         self.backend.close()
@@ -244,11 +293,6 @@ def make_shards(
             raise ValueError(f"--shard-index must be in [0, --num-shards), got {shard_index} "
                              f"of {num_shards}")
         tasks = [t for i, t in enumerate(tasks) if i % num_shards == shard_index]
-    for split in SPLITS:
-        (out_dir / split).mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out_dir / split)
-    if not subset:
-        _remove_extra_shards(params, dataset, out_dir)
 
     # In-process rendering needs a renderer here; with workers only the identity counts are
     # needed (for fingerprints), so the main process opens no GL context.
@@ -259,55 +303,39 @@ def make_shards(
         source = make_source(params, dataset)
         n_ids = {s: num_identities(params, dataset, source, s) for s in SPLITS}
     record = render_params(params, dataset)
-    todo, skipped = [], 0
-    for t in tasks:
-        fp = task_fingerprint(record, n_ids[t.split], t)
-        if is_current(shard_path(out_dir / t.split, t.index), fp):
-            skipped += 1
-        else:
-            todo.append(t)
-    bs = params.render.batch_size
-    total = sum((t.stop - t.start) * bs for t in todo)
-    log.info("render %s: %d shards to render, %d up to date, %d images, %d worker(s)",
-             dataset, len(todo), skipped, total, workers)
-    bar = progress_bar(total, f"render {dataset}", "img", live=progress)
-    try:
+    log.debug("render %s: %d worker(s)", dataset, workers)
+
+    def produce(todo: list[ShardTask], on_images: Callable[[int], None]) -> None:
         if local is not None:
             with one_blas_thread():
                 for t in todo:
-                    local.render_task(t, out_dir, on_batch=bar.update)
-            local.close()
-        elif todo:
-            ctx = mp.get_context("spawn")  # fresh processes: GL contexts do not survive fork
-            progress_q = ctx.Queue()
-            with ctx.Pool(min(workers, len(todo)), initializer=_init_worker,
-                          initargs=(params, dataset, progress_q)) as pool:
-                result = pool.map_async(_run_task, [(t, out_dir) for t in todo], chunksize=1)
-                while not result.ready():
-                    _drain(progress_q, bar, timeout=0.2)
-                _drain(progress_q, bar, timeout=0.0)
-                result.get()
+                    local.render_task(t, out_dir, on_batch=on_images)
+            return
+        ctx = mp.get_context("spawn")  # fresh processes: GL contexts do not survive fork
+        progress_q = ctx.Queue()
+        with ctx.Pool(min(workers, len(todo)), initializer=_init_worker,
+                      initargs=(params, dataset, progress_q)) as pool:
+            result = pool.map_async(_run_task, [(t, out_dir) for t in todo], chunksize=1)
+            while not result.ready():
+                _drain(progress_q, on_images, timeout=0.2)
+            _drain(progress_q, on_images, timeout=0.0)
+            result.get()
+
+    try:
+        return shard_loop(params, dataset, out_dir, tasks,
+                          lambda t: task_fingerprint(record, n_ids[t.split], t), produce,
+                          prune=not subset, progress=progress,
+                          label=f"render {dataset}", t0=t0)
     finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
-    return RenderSummary(len(todo), skipped, total, seconds, out_dir)
+        if local is not None:
+            local.close()
 
 
-def _drain(q: mp.Queue, bar, timeout: float) -> None:
+def _drain(q: mp.Queue, on_images: Callable[[int], None], timeout: float) -> None:
     try:
         n = q.get(timeout=timeout) if timeout else q.get_nowait()
-        bar.update(n)
+        on_images(n)
         while True:
-            bar.update(q.get_nowait())
+            on_images(q.get_nowait())
     except queue.Empty:
         pass
-
-
-def _remove_extra_shards(params: Params, dataset: str, out_dir: Path) -> None:
-    """Shards beyond the current plan (params asked for fewer batches) are stale: remove them."""
-    for split in SPLITS:
-        keep = {shard_path(out_dir / split, t.index) for t in shard_tasks(params, dataset)
-                if t.split == split}
-        for p in list_shards(out_dir / split):
-            if p not in keep:
-                p.unlink()

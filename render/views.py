@@ -14,9 +14,11 @@ World frame = object frame at azimuth 0: +y up, +z out of the object's front, +x
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+
+from core.vocab import FACTORS
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class View:
     azimuth: float
     elevation: float
     light_azimuth: float
+
+
+# A View is built positionally from a stored factors row (columns in FACTORS order).
+assert tuple(f.name for f in fields(View)) == FACTORS, "View's fields must be FACTORS, in order"
 
 
 def rotation_y(deg: float) -> np.ndarray:

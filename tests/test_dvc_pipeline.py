@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from render.shards import list_shards, read_shard
+from core.shards import list_shards, read_shard
 from tests.conftest import REPO, tiny_params_dict
 
 pytestmark = pytest.mark.slow

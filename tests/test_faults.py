@@ -20,13 +20,13 @@ import h5py
 import pytest
 import yaml
 
-from pipeline.atomic import remove_stale_temps, temp_name, write_bytes, writer_gone
-from pipeline.config import build
-from pipeline.params import Params
-from render.shards import ShardError, list_shards, read_shard
+from core.atomic import remove_stale_temps, temp_name, write_bytes, writer_gone
+from core.config import build
+from core.params import Params
+from core.shards import ShardError, SplitIndex, list_shards, read_shard
 from render.stage import make_shards
 from tests.conftest import REPO, tiny_params_dict
-from train.data import MinibatchStream, SplitIndex
+from train.data import MinibatchStream
 from train.fit import FINAL, PARTIAL, fit
 
 TINY_TRAIN = dict(steps=6, latent_dim=8, enc_channels=[4, 4, 4], dec_channels=[4, 4, 4],
@@ -224,7 +224,7 @@ def small_disk(mount: Path, kib: int) -> tuple[str, ...] | None:
 
 
 # Run inside the namespace after the command: what the small disk holds, as JSON.
-LIST = ("import json, sys, pathlib; from render.shards import validate; root = "
+LIST = ("import json, sys, pathlib; from core.shards import validate; root = "
         "pathlib.Path(sys.argv[1]); files = [str(p.relative_to(root)) for p in root.rglob('*') "
         "if p.is_file()]; ok = [validate(root / f).num_batches for f in files if "
         "f.endswith('.h5')]; print(json.dumps({'files': files, 'valid': len(ok)}))")
@@ -291,7 +291,7 @@ def test_a_full_disk_is_one_line_without_a_mount(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr("pipeline.atomic.open", lambda *a, **k: Full(real_open(*a, **k)),
+    monkeypatch.setattr("core.atomic.open", lambda *a, **k: Full(real_open(*a, **k)),
                         raising=False)
     target = tmp_path / "out" / "x.bin"
     target.parent.mkdir()
@@ -301,7 +301,7 @@ def test_a_full_disk_is_one_line_without_a_mount(tmp_path, monkeypatch):
 
 
 def test_an_output_folder_that_vanishes_mid_write_is_one_line(tmp_path):
-    from pipeline.atomic import atomic_path
+    from core.atomic import atomic_path
 
     folder = tmp_path / "out"
     with pytest.raises(OSError, match=f"cannot write {folder}/x.h5: folder vanished"):

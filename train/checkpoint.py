@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pipeline.atomic import write_bytes
+from core.atomic import write_bytes
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig
 

@@ -37,8 +37,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from core.vocab import INTRINSIC
+
 DEFAULT_INVARIANCE_SCALE = 0.01
-INTRINSIC = "intrinsic"
 
 
 @dataclass(frozen=True)

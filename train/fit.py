@@ -9,33 +9,32 @@ equals the gradient of the summed loss, i.e. W ranks x G minibatches == 1 proces
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from pipeline.atomic import machine_error, write_text
-from pipeline.params import MODELS, Params, params_dict
-from pipeline.progress import progress_bar
-from pipeline.resources import require_memory
-from render.shards import ShardError
+from core.atomic import machine_error, write_text
+from core.device import bf16_autocast, choose_device
+from core.params import Params, params_dict
+from core.progress import progress_bar
+from core.resources import require_memory
+from core.shards import ShardError, ShardReader, SplitIndex, fixed_batches
+from core.vocab import MODELS
 from train import checkpoint
 from train.clamp import LatentAssignment
-from train.data import MinibatchStream, SplitIndex, fixed_batches, make_loader
+from train.data import MinibatchStream, make_loader
 from train.model import DCIGN, ModelConfig, vae_loss
 from train.step import (
     backward_step,
-    choose_device,
-    cpu_has_bf16,
     item_noise,
     seed_int,
     step_memory,
@@ -142,11 +141,11 @@ class Evaluator:
 
     def __init__(self, index: SplitIndex, n_batches: int) -> None:
         per_kind = max(1, math.ceil(n_batches / len(index.kinds)))
-        self.ds = MinibatchStream(index, seed=0)
+        reader = ShardReader(index)
         picks = fixed_batches(index, per_kind)[:n_batches]
-        self.images = torch.stack([torch.from_numpy(self.ds.read(fi, row)["images"])
+        self.images = torch.stack([torch.from_numpy(reader.read(fi, row)["images"])
                                    for _, fi, row in picks])  # (n, B, C, H, W) uint8
-        self.ds.close()
+        reader.close()
 
     @torch.no_grad()
     def __call__(self, model: DCIGN, device: torch.device) -> dict[str, float]:
@@ -296,11 +295,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             model, device_ids=[device.index] if cuda else None)
     if t.compile:
         net = torch.compile(net)
-    # train.amp: bf16 autocast where the hardware has bf16 arithmetic (CUDA; a CPU with
-    # avx512_bf16 or AMX). Elsewhere fp32: emulated bf16 would only be slower.
-    amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
-    if t.amp and (cuda or (device.type == "cpu" and cpu_has_bf16())):
-        amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
+    amp = bf16_autocast(device, t.amp)  # bf16 where the hardware computes in it
 
     train_ds = MinibatchStream(train_idx, seed, t.kind_mix)
     loader = make_loader(train_ds, start=start, stop=stop, group=t.minibatches_per_step,

@@ -4,55 +4,19 @@ numpy) run the same code.
 
 ``backward_step`` is a step's forward and backward; the caller zeroes the gradients and steps
 the optimiser. ``item_noise`` is the reparameterisation noise as a pure function of the stream
-item; ``choose_device`` and ``cpu_has_bf16`` pick the hardware and whether bf16 autocast pays.
+item. The hardware (device, bf16 autocast) is core.device's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from render.seeds import stream
+from core.seeds import stream
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig, VAELoss, vae_loss
-
-
-def choose_device(pref: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU (or exactly what params ask for)."""
-    if pref == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if pref == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("params key 'train.device' is 'cuda' but no CUDA device is available")
-    if pref == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(pref)
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic (avx512_bf16 or AMX), where PyTorch's CPU bf16
-    autocast is faster than fp32 (an AMD EPYC with avx512_bf16: 1.44x the channels-last fp32
-    step at 64 px, 1.9x at 150 px; issue 13). Without it bf16 is emulated and slower."""
-    try:
-        return bf16_in_cpuinfo(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return False
-
-
-def bf16_in_cpuinfo(text: str) -> bool:
-    """Whether a /proc/cpuinfo text's first ``flags`` line lists avx512_bf16 or amx_bf16."""
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                  if ln.startswith("flags")), [])
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
 def seed_int(seed: int, *keys: str | int) -> int:
@@ -100,9 +64,9 @@ def backward_step(net: torch.nn.Module, x: torch.Tensor, kinds: list[str], noise
 def step_memory(cfg: ModelConfig, images: int) -> int:
     """Bytes one training step of `images` images needs: every layer's output kept for the
     backward pass and its gradient (float32), plus weights, gradients and Adam's two moments.
-    Measured by a forward pass on the meta device, which allocates nothing."""
-    with torch.device("meta"):
-        net = DCIGN(cfg)
+    Counted from a forward pass of one image on the CPU (the meta device's Python kernels took
+    ~6 s to load; this takes milliseconds)."""
+    net = DCIGN(cfg).eval()
     outputs = [0]
 
     def count(_module, _inputs, out) -> None:
@@ -110,7 +74,8 @@ def step_memory(cfg: ModelConfig, images: int) -> int:
             outputs[0] += out.numel()
 
     hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
-    net(torch.empty(1, cfg.channels, cfg.image_size, cfg.image_size, device="meta"))
+    with torch.no_grad():
+        net(torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size))
     for h in hooks:
         h.remove()
     weights = sum(p.numel() for p in net.parameters())

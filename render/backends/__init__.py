@@ -12,7 +12,7 @@ from types import TracebackType
 
 import numpy as np
 
-from pipeline.params import RenderConfig
+from core.params import RenderConfig
 from render.mesh import TriMesh
 from render.views import View
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.params import RenderConfig
+from core.params import RenderConfig
 from render.backends import Backend
 from render.mesh import TriMesh
 from render.shading import GAMMA, LUMA, vertex_normals

@@ -9,11 +9,11 @@ from __future__ import annotations
 import ctypes.util
 import math
 import os
-from collections import OrderedDict
 
 import numpy as np
 
-from pipeline.params import RenderConfig
+from core.cache import LRU
+from core.params import RenderConfig
 from render.backends import Backend
 from render.mesh import TriMesh
 from render.shading import shade, vertex_normals
@@ -59,7 +59,7 @@ class PyrenderBackend(Backend):
         self._camera_node = self._scene.add(self._camera)
         self._mesh_node = None
         # Normals per mesh object (the mesh is held too, so its id cannot be reused meanwhile).
-        self._normals: OrderedDict[int, tuple[TriMesh, np.ndarray]] = OrderedDict()
+        self._normals: LRU[int, tuple[TriMesh, np.ndarray]] = LRU(NORMALS_CACHE)
         try:
             self._renderer = pyrender.OffscreenRenderer(cfg.image_size, cfg.image_size)
         except Exception as e:  # PyOpenGL raises a zoo of types here
@@ -74,14 +74,8 @@ class PyrenderBackend(Backend):
 
     def normals(self, mesh: TriMesh) -> np.ndarray:
         """Vertex normals of `mesh`, computed once per mesh object."""
-        hit = self._normals.get(id(mesh))
-        if hit is not None and hit[0] is mesh:
-            self._normals.move_to_end(id(mesh))
-            return hit[1]
-        n = vertex_normals(mesh)
-        self._normals[id(mesh)] = (mesh, n)
-        if len(self._normals) > NORMALS_CACHE:
-            self._normals.popitem(last=False)
+        held, n = self._normals.get(id(mesh), lambda: (mesh, vertex_normals(mesh)))
+        assert held is mesh  # the cache holds the mesh, so its id is not reused meanwhile
         return n
 
     def render(self, mesh: TriMesh, view: View) -> np.ndarray:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import build
-from pipeline.params import Params
+from core.config import build
+from core.params import Params
 from render.stage import make_shards
 from tests.conftest import REPO, tiny_params_dict
 

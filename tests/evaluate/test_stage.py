@@ -15,6 +15,10 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
+from core.config import build
+from core.params import Params
+from core.shards import SplitIndex
+from core.vocab import MODELS, grid_values, model_dir
 from evaluate.data import Batches, decode, load_batches
 from evaluate.gate import compare, direction
 from evaluate.stage import (
@@ -28,13 +32,10 @@ from evaluate.stage import (
     view_pairs,
 )
 from pipeline.cli import main
-from pipeline.config import build
-from pipeline.params import MODELS, Params, grid_values, model_dir
 from render.aubry import import_chairs
 from render.stage import make_shards
 from tests.conftest import REPO, tiny_params_dict
 from tests.render.test_aubry import write_tree
-from train.data import SplitIndex
 from train.fit import fit
 
 SEEDS = (0, 1)

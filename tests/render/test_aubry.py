@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.config import ParamsError, build
+from core.params import Params
+from core.shards import list_shards, read_shard, validate
+from core.vocab import FACTORS, INTRINSIC
 from evaluate.manipulate import load_image as user_image
-from pipeline.config import ParamsError, build
-from pipeline.params import FACTORS, INTRINSIC, Params
 from render.aubry import (
     PATTERN,
     AubryChair,
@@ -25,7 +27,6 @@ from render.aubry import (
     scan_aubry,
     split_chairs,
 )
-from render.shards import list_shards, read_shard, validate
 from tests.conftest import tiny_params_dict
 
 CHAIRS = [f"chair_{i:02d}" for i in range(12)]  # 6 train / 6 test with seed 0, fraction 0.5

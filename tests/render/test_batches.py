@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import build
-from pipeline.params import FACTORS, INTRINSIC, Params
+from core.config import build
+from core.params import Params
+from core.vocab import FACTORS, INTRINSIC
 from render.batches import kind_sequence, plan_split
 from tests.conftest import tiny_params_dict
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from core.seeds import identity_rng
 from render.bfm import MAX_SIGMA, BaselFaces, BfmIdentity
-from render.seeds import identity_rng
 
 K = 6  # components in the synthetic file
 RADIUS_MM = 90.0

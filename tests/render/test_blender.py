@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.params import RenderConfig, load_params
+from core.params import RenderConfig, load_params
 from render.backends import Backend, make_backend
 from render.mesh import TriMesh
 from render.shading import GAMMA
@@ -175,9 +175,9 @@ def test_threads_env_var_is_validated(monkeypatch):
 
 @needs_bpy
 def test_the_render_stage_writes_blender_shards(tmp_path):
-    from pipeline.config import build
-    from pipeline.params import Params
-    from render.shards import list_shards, read_shard
+    from core.config import build
+    from core.params import Params
+    from core.shards import list_shards, read_shard
     from render.stage import make_shards
     from tests.conftest import tiny_params_dict
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import platform
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import trimesh
 from click.testing import CliRunner
 
+from core.config import build
+from core.params import Params
+from core.shards import list_shards, read_shard, validate
+from core.vocab import FACTORS
 from pipeline.cli import main
-from pipeline.config import build
-from pipeline.params import FACTORS, Params
-from render.shards import list_shards, read_shard, validate
 from render.stage import make_shards
 from tests.conftest import tiny_params_dict
 
@@ -74,3 +80,54 @@ def test_missing_mesh_folder_fails_clearly(tiny_params_file, tmp_path):
     assert result.exit_code != 0
     assert "nowhere" in result.output
     assert not list((tmp_path).glob("o/*/shard-*.h5"))
+
+
+# ------------------------------------------------------------------ pinned output
+
+FIXTURE = Path(__file__).parent / "fixtures" / "chairs-tiny.npz"
+
+
+def fixture_params() -> dict:
+    d = tiny_params_dict()
+    d["render"]["chairs"]["identities"] = {"train": 24, "test": 8}
+    d["render"]["chairs"]["batches"] = {"train": {"azimuth": 6, "intrinsic": 6},
+                                        "test": {"azimuth": 2, "intrinsic": 2}}
+    return d
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def render_fixture() -> dict[str, np.ndarray]:
+    """The tiny chairs render's arrays, keyed split/shard/array, plus the machine it ran on."""
+    with tempfile.TemporaryDirectory() as tmp:
+        make_shards(build(Params, fixture_params()), "chairs", tmp, progress=False)
+        out = {}
+        for split in ("train", "test"):
+            for p in list_shards(Path(tmp) / split):
+                a, _ = read_shard(p)
+                for k in ("images", "factors", "identity", "kind"):
+                    out[f"{split}/{p.stem}/{k}"] = getattr(a, k)
+    out["machine"] = np.array(json.dumps({"cpu": _cpu(), "numpy": np.__version__}))
+    return out
+
+
+def test_chairs_render_as_at_the_pinned_commit():
+    """Today's chairs are the chairs of commit f80ce57 (tests/render/fixtures): byte for byte on
+    the machine kind and numpy the fixture was made with; elsewhere (other float kernels in
+    numpy's SIMD paths and llvmpipe) the labels exactly and the images within a grey level."""
+    with np.load(FIXTURE) as z:
+        want = {k: z[k] for k in z.files}
+    got = render_fixture()
+    same_machine = json.loads(str(want.pop("machine"))) == json.loads(str(got.pop("machine")))
+    assert sorted(got) == sorted(want)
+    for k in want:
+        if same_machine or not k.endswith("/images"):
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+        else:
+            diff = np.abs(got[k].astype(int) - want[k].astype(int))
+            assert diff.mean() < 0.5 and (diff == 0).mean() > 0.99, k

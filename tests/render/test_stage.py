@@ -14,10 +14,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from core.config import build
+from core.params import Params
+from core.shards import list_shards, read_shard
+from core.vocab import FACTORS, INTRINSIC
 from pipeline.cli import main
-from pipeline.config import build
-from pipeline.params import FACTORS, INTRINSIC, Params
-from render.shards import list_shards, read_shard
 from render.stage import ShardRenderer, make_shards
 from render.views import View
 from tests.conftest import REPO, tiny_params_dict

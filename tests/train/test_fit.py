@@ -4,7 +4,6 @@ process with twice the minibatches per step, and clamping gives DC-IGN an azimut
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -17,44 +16,18 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pipeline.config import build
-from pipeline.params import Params, load_params
+from core.config import build
+from core.params import Params, load_params
+from core.shards import SplitIndex
 from render.stage import make_shards
 from tests.conftest import REPO, tiny_params_dict
+from tests.train.conftest import make_params
 from train import checkpoint
-from train.checkpoint import CheckpointError
 from train.clamp import LatentAssignment
-from train.data import MinibatchStream, SplitIndex, StepItems, kind_weights, make_loader
+from train.data import MinibatchStream
 from train.fit import FINAL, LAST, PARTIAL, fit, train_record
 from train.model import DCIGN, ModelConfig, vae_loss
 from train.step import backward_step, seed_int
-
-# 38 px is the smallest side the decoder makes without cropping (16*8 - 90); the encoder needs 36.
-TINY_TRAIN = dict(latent_dim=8, enc_channels=[4, 4, 4], dec_channels=[4, 4, 4], lr=2e-3,
-                  log_every=5, eval_every=10, eval_batches=2, checkpoint_every=1000,
-                  loader_workers=0, threads=1, device="cpu")
-
-
-def make_params(data: dict[str, Any], **train: Any) -> Params:
-    d = copy.deepcopy(data)
-    d["train"].update(TINY_TRAIN)
-    d["train"].update(train)
-    return build(Params, d)
-
-
-def tiny_faces_dict() -> dict[str, Any]:
-    d = tiny_params_dict()
-    d["render"]["image_size"] = 38  # tiny_params' 32 px is below the encoder's minimum
-    return d
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    """Tiny faces shards (7 train minibatches of 4 images in 3 shards), rendered once."""
-    data = tiny_faces_dict()
-    out = tmp_path_factory.mktemp("faces")
-    make_shards(build(Params, data), "faces", out, progress=False)
-    return data, out
 
 
 def curves(out: Path) -> dict[str, str]:
@@ -202,131 +175,6 @@ def test_without_resume_a_run_starts_over(faces, tmp_path: Path) -> None:
     fit(params, "faces", shards, tmp_path, model_kind="dcign", progress=False)
     assert [s for s, _ in curve(tmp_path, "train/loss")] == [5, 10]
     assert checkpoint.read(tmp_path / FINAL)["step"] == 10
-
-
-# ------------------------------------------------------------------ checkpoints
-
-
-@pytest.fixture(scope="module")
-def trained(faces, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data, shards = faces
-    out = tmp_path_factory.mktemp("trained")
-    fit(make_params(data, steps=2), "faces", shards, out, model_kind="dcign", progress=False)
-    return out / FINAL
-
-
-def test_resume_with_another_architecture_fails_clearly(faces, trained: Path,
-                                                        tmp_path: Path) -> None:
-    data, shards = faces
-    shutil.copy(trained, tmp_path / FINAL)
-    with pytest.raises(CheckpointError, match=r"architecture differs.*'enc_channels': "
-                                              r"\(\(4, 4, 4\), \(4, 4, 8\)\)"):
-        fit(make_params(data, steps=4, enc_channels=[4, 4, 8]), "faces", shards, tmp_path,
-            model_kind="dcign", progress=False, resume=True)
-
-
-def test_load_model_checks_the_architecture(trained: Path, tmp_path: Path) -> None:
-    model, ckpt = checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4),
-                                                                     (4, 4, 4), (0, 2)))
-    assert not model.training and ckpt["step"] == 2
-    with pytest.raises(CheckpointError, match=r"'latent_dim': \(8, 16\)"):
-        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 16, (4, 4, 4), (4, 4, 4),
-                                                          (0, 2)))
-    # The flip symmetry is part of the architecture: a resume must not silently drop it.
-    with pytest.raises(CheckpointError, match=r"'odd_latents': \(\(0, 2\), \(\)\)"):
-        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4)))
-
-    # Weights that do not fit the architecture the checkpoint claims.
-    ckpt = checkpoint.read(trained)
-    ckpt["model_config"]["dec_channels"] = [4, 8, 4]
-    bad = tmp_path / "bad.pt"
-    torch.save(ckpt, bad)
-    with pytest.raises(CheckpointError, match=r"bad\.pt: weights do not fit the architecture"):
-        checkpoint.load_model(bad)
-
-    junk = tmp_path / "junk.pt"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"junk\.pt: not a readable checkpoint"):
-        checkpoint.load_model(junk)
-    torch.save({"format": 99}, junk)
-    with pytest.raises(CheckpointError, match="not a dcign checkpoint of format 1"):
-        checkpoint.load_model(junk)
-    with pytest.raises(CheckpointError, match="no such checkpoint"):
-        checkpoint.load_model(tmp_path / "missing.pt")
-
-
-# ------------------------------------------------------------------ data stream
-
-
-def test_stream_is_a_pure_function_of_seed_and_item(faces) -> None:
-    _, shards = faces
-    index = SplitIndex.scan(shards / "train")
-    assert len(index.files) == 3 and sum(index.count(k) for k in index.kinds) == 7
-    a, b = MinibatchStream(index, seed=3), MinibatchStream(index, seed=3)
-    items = [5, 0, 1000, 7, 5]
-    assert [a.locate(i) for i in items] == [b.locate(i) for i in reversed(items)][::-1]
-    for i in items:
-        x, y = a[i], b[i]
-        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
-        assert x["images"].dtype == torch.uint8 and x["images"].shape == (4, 1, 38, 38)
-        assert x["factors"].shape == (4, 3) and int(x["item"]) == i
-    other = MinibatchStream(index, seed=4)
-    assert [a.locate(i) for i in range(50)] != [other.locate(i) for i in range(50)]
-    a.close()
-    b.close()
-
-
-def test_stream_follows_the_kind_mix(faces) -> None:
-    _, shards = faces
-    index = SplitIndex.scan(shards / "train")
-    only = MinibatchStream(index, seed=0, mix={"light_azimuth": 1.0})
-    assert {index.kinds[only.locate(i)[0]] for i in range(40)} == {"light_azimuth"}
-    # Default: in proportion to the stored counts (2 : 1 : 1 : 3).
-    np.testing.assert_allclose(kind_weights(index, None), np.array([2, 1, 1, 3]) / 7)
-    with pytest.raises(ValueError, match=r"'train.kind_mix': kinds \['pose'\] are not"):
-        kind_weights(index, {"pose": 1.0})
-
-
-def test_step_items_layout_across_ranks() -> None:
-    world, group = 3, 2
-    per_rank = [list(StepItems(4, 7, group, rank=r, world=world)) for r in range(world)]
-    for r, steps in enumerate(per_rank):
-        assert steps == [[(s * world + r) * group + g for g in range(group)] for s in (4, 5, 6)]
-    # Step s of W ranks x G covers exactly step s of one process x W*G, each item once.
-    single = list(StepItems(4, 7, group * world))
-    for i, items in enumerate(single):
-        assert sorted(x for r in range(world) for x in per_rank[r][i]) == items
-    assert len(StepItems(4, 7, 1)) == 3 and list(StepItems(5, 5, 2)) == []
-
-
-def test_loader_workers_give_the_same_batches(faces) -> None:
-    _, shards = faces
-    index = SplitIndex.scan(shards / "train")
-    ds = MinibatchStream(index, seed=1)
-    ds[0]  # the parent holds open handles before the workers fork
-    runs = []
-    for workers in (0, 2):
-        loader = make_loader(ds, start=3, stop=9, group=2, rank=1, world=2, workers=workers)
-        runs.append(list(loader))
-    assert len(runs[0]) == len(runs[1]) == 6
-    for a, b in zip(*runs):
-        assert a["images"].shape == (2, 4, 1, 38, 38) and a["kind"].shape == (2,)
-        assert all(torch.equal(a[k], b[k]) for k in a)
-    assert runs[0][0]["item"].tolist() == [14, 15]  # step 3, rank 1 of 2: (3*2 + 1)*2 + g
-    ds.close()
-
-
-def test_stream_keeps_a_bounded_number_of_files_open(faces) -> None:
-    _, shards = faces
-    index = SplitIndex.scan(shards / "train")
-    ds = MinibatchStream(index, seed=0)
-    ds.MAX_OPEN = 1
-    want = MinibatchStream(index, seed=0)
-    for fi in (0, 1, 2, 0, 2):
-        assert np.array_equal(ds.read(fi, 0)["images"], want.read(fi, 0)["images"])
-        assert list(ds._files) == [fi]
-    ds.close()
-    want.close()
 
 
 # ------------------------------------------------------------------ invariance ratio

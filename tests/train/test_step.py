@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.step import bf16_in_cpuinfo
+from core.device import bf16_in_cpuinfo
 
 XEON = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\nbugs\t\t: spectre\n"
 EPYC = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"

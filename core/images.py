@@ -11,8 +11,8 @@ given to a trained model is converted exactly as the imported training images we
 3. A non-square image is padded with white to a square, so resizing keeps its aspect ratio.
 4. background "black": every pixel whose R, G and B are all >= white_threshold becomes 0 (our
    renders' black background); "keep" leaves it.
-5. Rec. 709 luma of the encoded values (render.shading.LUMA) for one channel, or RGB; resized
-   with Lanczos in float32; rounded and clipped to uint8 (C, size, size).
+5. Rec. 709 luma of the encoded values (LUMA, as render.shading's grey renders) for one
+   channel, or RGB; resized with Lanczos in float32; rounded and clipped to uint8 (C, H, W).
 
 Anything else (not an image, an unknown mode, more than MAX_PIXELS after padding) is refused
 with a ValueError naming the file.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render.shading import LUMA
+LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # Rec. 709 luminance weights
 
 # Padded square images above this many pixels are refused: the float32 working copy of one at
 # the limit takes ~0.5 GB, and Pillow warns of decompression bombs from 89 M on.

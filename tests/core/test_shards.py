@@ -6,8 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.params import FACTORS
-from render.shards import (
+from core.shards import (
     SCHEMA_VERSION,
     ShardArrays,
     ShardError,
@@ -18,6 +17,7 @@ from render.shards import (
     validate,
     write_shard,
 )
+from core.vocab import FACTORS
 
 KINDS = ("azimuth", "elevation", "light_azimuth", "intrinsic")
 

@@ -5,8 +5,9 @@ import copy
 import pytest
 import yaml
 
-from pipeline.config import ParamsError
-from pipeline.params import FACTORS, INTRINSIC, load_params, parse_override
+from core.config import ParamsError
+from core.params import load_params, parse_override
+from core.vocab import FACTORS, INTRINSIC
 from tests.conftest import REPO
 
 

@@ -12,47 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import yaml
 
-from pipeline.config import ParamsError, build, set_dotted, to_dict
-
-FACTORS = ("azimuth", "elevation", "light_azimuth")  # canonical order of the stored factors
-INTRINSIC = "intrinsic"
-SPLITS = ("train", "test")
-# Splits whose extrinsic minibatches lie on one shared grid of their factor's values (the other
-# factors at one shared setting), so every identity is seen at every grid view: the evaluation's
-# novel-view ground truth is in the shards themselves.
-GRID_SPLITS = ("test",)
-DATASETS = ("faces", "chairs")
-MODELS = ("dcign", "baseline")  # clamped DC-IGN; the same network trained as a plain VAE
-# Elevation beyond +-89 degrees puts the camera on the vertical axis, where "up" is undefined.
-_LIMITS = {"azimuth": (-360.0, 360.0), "elevation": (-89.0, 89.0), "light_azimuth": (-360.0, 360.0)}
-
-
-def is_circular(lo_hi: tuple[float, float]) -> bool:
-    """A factor whose range spans a full turn is an angle on a circle: lo and hi are one value."""
-    lo, hi = lo_hi
-    return hi - lo >= 360.0
-
-
-def grid_values(lo_hi: tuple[float, float], n: int) -> np.ndarray:
-    """n evenly spaced values of a factor (degrees, float64): both ends of a linear range, or
-    a circular one's start and n - 1 more steps of 360/n (its end is its start again)."""
-    lo, hi = lo_hi
-    if is_circular(lo_hi):
-        return lo + (hi - lo) * np.arange(n) / n
-    return np.linspace(lo, hi, n)
-
-
-def model_dir(root: str | Path, dataset: str, model: str, seed: int) -> Path:
-    """Where one trained model lives: <root>/<dataset>-<model>/seed-<seed> (dvc.yaml agrees)."""
-    return Path(root) / f"{dataset}-{model}" / f"seed-{seed}"
+from core.config import ParamsError, build, set_dotted, to_dict
+from core.vocab import DATASETS, FACTOR_LIMITS, FACTORS, INTRINSIC, SPLITS
 
 
 def _check_range(key: str, name: str, lo_hi: tuple[float, float], allow_point: bool) -> None:
     lo, hi = lo_hi
-    lim_lo, lim_hi = _LIMITS[name]
+    lim_lo, lim_hi = FACTOR_LIMITS[name]
     if lo > hi:
         raise ParamsError(key, f"inverted range [{lo}, {hi}]: expected [low, high] with low < high")
     if lo == hi and not allow_point:

@@ -1,6 +1,6 @@
 import logging
 
-from pipeline.progress import LineProgress, progress_bar
+from core.progress import LineProgress, progress_bar
 
 
 def test_line_progress_logs_each_tenth_and_the_end(caplog):

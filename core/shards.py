@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.atomic import write_bytes
+from core.atomic import write_bytes
+from core.cache import LRU
+from core.params import fingerprint
 
 SCHEMA_VERSION = 3  # 2: factor_ranges; test batches on a shared grid. 3: fletcher32 checksums
 SHARD_GLOB = "shard-*.h5"
@@ -243,3 +246,118 @@ def is_current(path: Path, fingerprint: str) -> bool:
             return info.attrs["fingerprint"] == fingerprint
     except (ShardError, OSError, KeyError):
         return False
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class SplitIndex:
+    """Where every minibatch of one split lives: shard files and, per kind, (shard, row) pairs."""
+
+    files: tuple[Path, ...]
+    kinds: tuple[str, ...]
+    by_kind: dict[str, np.ndarray]  # kind -> int64 (n, 2) of (file index, row)
+    latent_factors: tuple[str, ...]
+    image_size: int
+    channels: int
+    batch_size: int
+    dataset: str
+    factor_ranges: dict[str, tuple[float, float]]  # stored factor -> (lo, hi) degrees
+    factor_names: tuple[str, ...]  # the stored factors' columns
+    # What the shards were made from (params, task, identities of each, and their names): a
+    # checkpoint records it, so resuming or evaluating on other data is refused.
+    fingerprint: str
+    render_params: dict  # the params record every shard of the split was rendered from
+
+    @classmethod
+    def scan(cls, split_dir: str | Path) -> SplitIndex:
+        """Validate every shard of a split folder and index its minibatches by kind."""
+        split_dir = Path(split_dir)
+        files = tuple(list_shards(split_dir))
+        if not files:
+            raise ShardError(f"{split_dir}: no shard-*.h5 files (run `dcign render` first)")
+        rows: dict[str, list[tuple[int, int]]] = {}
+        first, made_from, prints = None, None, []
+        for fi, path in enumerate(files):
+            with open_shard(path) as (f, info):
+                key = (info.kind_names, info.latent_factors, info.image_size, info.channels,
+                       info.batch_size, info.attrs["dataset"],
+                       tuple(sorted(info.factor_ranges.items())), info.factor_names)
+                if first is None:
+                    first, made_from = key, info.attrs["params"]
+                elif key != first:
+                    raise ShardError(f"{path}: disagrees with {files[0]} on kinds, factors, "
+                                     f"factor ranges, image size, channels, batch size or "
+                                     f"dataset")
+                elif info.attrs["params"] != made_from:
+                    raise ShardError(f"{path}: rendered from other params than {files[0]} "
+                                     f"(seed {info.attrs['seed']} vs {made_from.get('seed')}): "
+                                     f"one folder holds shards of two datasets; re-render it")
+                prints.append((path.name, info.attrs["fingerprint"]))
+                for row, k in enumerate(read_rows(path, f["kind"])):
+                    rows.setdefault(info.kind_names[k], []).append((fi, row))
+        assert first is not None and made_from is not None
+        kinds, latent, size, channels, bsize, dataset, ranges, names = first
+        by_kind = {k: np.array(rows.get(k, []), dtype=np.int64).reshape(-1, 2) for k in kinds}
+        return cls(files, kinds, by_kind, latent, size, channels, bsize, dataset, dict(ranges),
+                   names, fingerprint(prints), made_from)
+
+    def count(self, kind: str) -> int:
+        return len(self.by_kind[kind])
+
+
+class ShardReader:
+    """Reads stored minibatches of one split by (file index, row): the one reader of shards.
+
+    Open handles are kept per process, least recently used closed first (each holds HDF5's
+    chunk cache, so an unbounded set would grow with the number of shards). Safe to pickle into
+    and to fork into loader workers: each process opens its own handles.
+    """
+
+    def __init__(self, index: SplitIndex, max_open: int = 16) -> None:
+        self.index, self.max_open = index, max_open
+        self._files: LRU[int, h5py.File] = LRU(max_open, on_evict=h5py.File.close)
+        self._pid = os.getpid()
+
+    def read(self, fi: int, row: int) -> dict[str, np.ndarray]:
+        """The stored minibatch at (file index, row): images uint8 (B, C, H, W), factors
+        float32 (B, F) degrees, identity int64 (B,). A damaged chunk is a ShardError naming the
+        file, the dataset and the row."""
+        if self._pid != os.getpid():
+            # A forked process inherited the parent's handles; HDF5 handles must not be shared
+            # across processes, so drop them (unclosed: they belong to the parent).
+            self._files.clear(evict=False)
+            self._pid = os.getpid()
+        path = self.index.files[fi]
+
+        def open_file() -> h5py.File:
+            try:
+                return h5py.File(path, "r")
+            except OSError as e:
+                raise ShardError(f"{path}: cannot open shard ({e})") from None
+
+        f = self._files.get(fi, open_file)
+        return {name: read_rows(path, f[name], row) for name in ("images", "factors", "identity")}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_files"] = LRU(self.max_open, on_evict=h5py.File.close)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        self._files.clear()
+
+
+def fixed_batches(index: SplitIndex, per_kind: int) -> list[tuple[str, int, int]]:
+    """A fixed, ordered selection of up to `per_kind` minibatches of each kind: (kind, file, row).
+    Used for held-out losses and evaluation, so every run is scored on the same data."""
+    out = []
+    for k in index.kinds:
+        for fi, row in index.by_kind[k][:per_kind]:
+            out.append((k, int(fi), int(row)))
+    return out

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from render.images import MAX_PIXELS, load_image, to_array
-from render.shading import LUMA
+from core.images import LUMA, MAX_PIXELS, load_image, to_array
 
 KW = dict(image_size=16, channels=1, background="keep", white_threshold=250)
 

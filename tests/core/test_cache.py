@@ -1,0 +1,32 @@
+"""core.cache.LRU: the least recently used entry goes first, handed to on_evict."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.cache import LRU
+
+
+def test_evicts_the_least_recently_used_and_hands_it_over():
+    evicted, made = [], []
+    cache: LRU[str, str] = LRU(2, on_evict=evicted.append)
+
+    def get(k: str) -> str:
+        return cache.get(k, lambda: made.append(k) or k.upper())
+
+    assert [get("a"), get("b"), get("a")] == ["A", "B", "A"]
+    assert made == ["a", "b"]  # a hit makes nothing
+    get("c")  # b is the least recently used now
+    assert evicted == ["B"] and cache.keys() == ["a", "c"] and len(cache) == 2
+    cache.clear()
+    assert sorted(evicted) == ["A", "B", "C"] and len(cache) == 0
+
+
+def test_clear_without_eviction_and_a_bad_size():
+    evicted: list[int] = []
+    cache: LRU[int, int] = LRU(1, on_evict=evicted.append)
+    cache.get(1, lambda: 10)
+    cache.clear(evict=False)  # e.g. handles inherited by a forked process: not ours to close
+    assert evicted == [] and len(cache) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        LRU(0)
