@@ -2,7 +2,9 @@
 
 Shards are independent units of work: each is rendered from (params, split, its batch range)
 alone, so they can be spread over worker processes or cluster array jobs, and a re-run skips
-shards that are complete and were made from the same params.
+shards that are complete and were made from the same params. `shard_loop` and `write_task` are
+the one shard-writing loop, shared with `dcign import-chairs` (render.aubry), which supplies
+only its plans, its image loader and its fingerprints.
 """
 
 from __future__ import annotations

@@ -188,10 +188,12 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     seed: the training seed (weights' init, minibatch order, sampling noise); default the first
     of train.seeds. The data's own seed (params.seed) made the shards and is not used here.
 
-    resume: continue from out_dir/last.pt (or a finished model.pt) if present; the weights and
-    curves equal an uninterrupted run's. Only the keys in RESUME_MAY_CHANGE may differ from the
-    checkpoint's params. stop_after: return after this many steps in this call, leaving last.pt
-    (a deliberate interruption, for tests and time-boxed jobs).
+    resume: continue from out_dir/partial/last.pt (or a finished model.pt) if present; the
+    weights and curves equal an uninterrupted run's. Only the keys in RESUME_MAY_CHANGE may
+    differ from the checkpoint's params, and the shards must be the ones it was trained on.
+    stop_after: return after this many steps in this call, leaving partial/last.pt (a deliberate
+    interruption, for tests and time-boxed jobs). Until a run finishes, an earlier finished
+    run's model.pt, live/ and train.json stay as they were.
     """
     if model_kind not in MODELS:
         raise ValueError(f"--model must be one of {MODELS}, got {model_kind!r}")
