@@ -35,6 +35,12 @@ def test_render_bench_writes_a_row_per_size(tmp_path):
     assert len(rows) == 1 and rows[0].count("|") == 8, text
 
 
+def test_chair_build_bench_writes_its_row(tmp_path):
+    row = _bench(tmp_path, "bench.chair_build", "--chairs", "3").strip()
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "3" and float(cells[1]) > 0 and cells[2]
+
+
 def test_train_bench_writes_step_and_loader_tables(tmp_path):
     text = _bench(tmp_path, "bench.train", "--sizes", "40", "--groups", "1", "--steps", "1",
                   "--budget", "120", "--workers", "0", "--loader-steps", "4", "--threads", "1")
