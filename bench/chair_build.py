@@ -19,6 +19,7 @@ try:
     from core.seeds import identity_rng
 except ImportError:  # commits before the core/ floor
     from render.seeds import identity_rng  # type: ignore[no-redef]
+from bench import publish
 from render.chairs import ParametricChairs
 
 
@@ -43,11 +44,7 @@ def main() -> None:
     ms = build_ms(a.chairs)
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
                 .splitlines() if ln.startswith("model name")), platform.processor())
-    line = f"| {a.chairs} | {ms:.2f} | {cpu} |"
-    print(line)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(line + "\n")
+    publish(f"| {a.chairs} | {ms:.2f} | {cpu} |", a.out)
 
 
 if __name__ == "__main__":

@@ -307,6 +307,26 @@ class SplitIndex:
         return len(self.by_kind[kind])
 
 
+def scan_splits(data_dir: str | Path, dataset: str,
+                purpose: str) -> tuple[SplitIndex, SplitIndex]:
+    """The train and test splits of one dataset folder, checked to belong together: both of
+    `dataset` and rendered from the same params (and so the same kinds and image shape).
+    purpose: what the caller does with them, for the message ("trains", "evaluates")."""
+    data_dir = Path(data_dir)
+    train, test = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
+    if (train.kinds, train.image_size, train.channels) != (
+            test.kinds, test.image_size, test.channels):
+        raise ShardError(f"{data_dir}: train and test shards disagree on kinds or image shape")
+    for idx in (train, test):
+        if idx.dataset != dataset:
+            raise ShardError(f"{idx.files[0]}: a {idx.dataset!r} shard, but this {purpose} "
+                             f"{dataset!r} (check --data)")
+    if train.render_params != test.render_params:
+        raise ShardError(f"{test.files[0]}: rendered from other params than {train.files[0]}; "
+                         f"re-render {data_dir}")
+    return train, test
+
+
 class ShardReader:
     """Reads stored minibatches of one split by (file index, row): the one reader of shards.
 

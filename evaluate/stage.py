@@ -41,7 +41,7 @@ import numpy as np
 from core.atomic import write_text
 from core.device import choose_device
 from core.params import Params
-from core.shards import SplitIndex
+from core.shards import SplitIndex, scan_splits
 from core.vocab import INTRINSIC, MODELS, grid_values, is_circular
 from evaluate import metrics as M
 from evaluate.data import Batches, decode, encode, load_batches
@@ -372,13 +372,7 @@ class EvalInputs:
 def eval_inputs(params: Params, dataset: str, data_dir: Path) -> EvalInputs:
     """Read a dataset's shards for scoring (see :func:`score_model`)."""
     e = params.evaluate
-    train_idx, test_idx = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
-    for idx in (train_idx, test_idx):
-        if idx.dataset != dataset:
-            raise ValueError(f"{idx.files[0]}: a shard of {idx.dataset!r}, not {dataset!r}")
-    if train_idx.render_params != test_idx.render_params:
-        raise ValueError(f"{test_idx.files[0]}: rendered from other params than "
-                         f"{train_idx.files[0]}; re-render {data_dir}")
+    train_idx, test_idx = scan_splits(data_dir, dataset, "evaluates")
     per_kind = max(1, math.ceil(e.max_codes / train_idx.batch_size / len(train_idx.kinds)))
     train = load_batches(train_idx, per_kind)
     test = load_batches(test_idx, 10**9)  # the whole test split

@@ -156,18 +156,18 @@ def shard_loop(params: Params, dataset: str, out_dir: Path, tasks: list[ShardTas
                produce: Callable[[list[ShardTask], Callable[[int], None]], None], *,
                prune: bool, progress: bool, label: str, t0: float) -> RenderSummary:
     """The one shard loop of `render` and `import-chairs`: clear dead writers' temps, remove
-    shards beyond the plan (prune: a whole-plan run), skip shards that are complete and made
-    from the same fingerprint, and produce the rest (`produce(todo, on_images)` writes them)."""
+    shards beyond the plan (prune: `tasks` is the whole plan), skip shards that are complete
+    and made from the same fingerprint, and produce the rest (`produce(todo, on_images)` writes
+    them)."""
     for split in SPLITS:
         try:
             (out_dir / split).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise machine_error(out_dir / split, e) from None
         remove_stale_temps(out_dir / split)
-    if prune:
+    if prune:  # `tasks` is the whole plan then
         for split in SPLITS:
-            keep = {shard_path(out_dir / split, t.index) for t in shard_tasks(params, dataset)
-                    if t.split == split}
+            keep = {shard_path(out_dir / split, t.index) for t in tasks if t.split == split}
             for p in list_shards(out_dir / split):
                 if p not in keep:
                     p.unlink()

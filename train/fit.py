@@ -27,7 +27,7 @@ from core.device import bf16_autocast, choose_device
 from core.params import Params, params_dict
 from core.progress import progress_bar
 from core.resources import require_memory
-from core.shards import ShardError, ShardReader, SplitIndex, fixed_batches
+from core.shards import ShardError, ShardReader, SplitIndex, fixed_batches, scan_splits
 from core.vocab import MODELS
 from train import checkpoint
 from train.clamp import LatentAssignment
@@ -222,17 +222,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     device = choose_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
-    train_idx, test_idx = SplitIndex.scan(data_dir / "train"), SplitIndex.scan(data_dir / "test")
-    if (train_idx.kinds, train_idx.image_size, train_idx.channels) != (
-            test_idx.kinds, test_idx.image_size, test_idx.channels):
-        raise ValueError(f"{data_dir}: train and test shards disagree on kinds or image shape")
-    for idx in (train_idx, test_idx):
-        if idx.dataset != dataset:
-            raise ValueError(f"{idx.files[0]}: a {idx.dataset!r} shard, but this trains "
-                             f"{dataset!r} (check --data)")
-    if train_idx.render_params != test_idx.render_params:
-        raise ValueError(f"{test_idx.files[0]}: rendered from other params than "
-                         f"{train_idx.files[0]}; re-render {data_dir}")
+    train_idx, test_idx = scan_splits(data_dir, dataset, "trains")
     data_prints = {"train": train_idx.fingerprint, "test": test_idx.fingerprint}
     cfg = model_config(params, train_idx, dataset)
     assignment = LatentAssignment(train_idx.latent_factors, t.latent_dim)
