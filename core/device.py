@@ -27,6 +27,16 @@ def choose_device(pref: str = "auto") -> torch.device:
     return torch.device(pref)
 
 
+def conv_layout(device: torch.device | str) -> torch.memory_format:
+    """The memory format for a model's convolutions on `device`: channels-last on CUDA (tensor
+    cores) and on a CPU (oneDNN's blocked kernels; on a 2-core Xeon 1.57x the training step of
+    the default model, 1.9x the paper-size one, 1.3-1.5x evaluation's decoding and 2.5x its
+    encoding: bench/RESULTS.md "cpu", "layout", "evaluate layout"); contiguous elsewhere (MPS
+    gains nothing from it)."""
+    kind = torch.device(device).type
+    return torch.channels_last if kind in ("cuda", "cpu") else torch.contiguous_format
+
+
 @functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic (avx512_bf16 or AMX), where PyTorch's CPU bf16

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import colorsys
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, pairwise
 
 import numpy as np
 
@@ -121,82 +123,128 @@ class ChairPart:
 # ----------------------------------------------------------------------------- primitives
 
 
-# The helpers below do exactly the arithmetic of np.linalg.norm(axis=-1), np.cross and np.roll
-# (same operations, same order, so the same bits) without their per-call overhead, which made
-# building a chair cost more than rendering it (bench/RESULTS.md "render: chairs").
+# A chair is ~15 small sweeps: numpy's per-call overhead, not arithmetic, made building one cost
+# more than rendering it (bench/RESULTS.md "render: chairs"). So the per-ring frames (a few
+# 3-vectors) are Python floats and numpy handles only the (N, K, 3) arrays. A Python dot product
+# can differ from numpy's (BLAS, fused multiply-adds) in the last bit of a float64; of 4,350
+# chairs' float32 meshes compared with commit 67a4949's, one coordinate differs (2e-19 vs 7e-19,
+# a zero up to rounding), and the default chairs shards are byte-identical (bench/RESULTS.md);
+# tests/render/test_chairs_stage.py pins rendered chairs to those of commit f80ce57.
+
+Vec = tuple[float, float, float]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.cross of 3-vectors (..., 3), term for term."""
-    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
-    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
-    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+def _vunit(v: Vec) -> Vec:
+    n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    return v[0] / n, v[1] / n, v[2] / n
 
 
-def _perpendicular(t: np.ndarray) -> np.ndarray:
-    helper = np.array([0.0, 1.0, 0.0]) if abs(t[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    return _unit(_cross(t, helper))
+def _vcross(a: Vec, b: Vec) -> Vec:
+    return a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]
+
+
+def _vdot(a: Vec, b: Vec) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _perpendicular(t: Vec) -> Vec:
+    helper = (0.0, 1.0, 0.0) if abs(t[1]) < 0.9 else (1.0, 0.0, 0.0)
+    return _vunit(_vcross(t, helper))
+
+
+@lru_cache(maxsize=64)
+def _next_index(k: int) -> np.ndarray:
+    return np.arange(1, k + 1) % k  # np.roll(., -1)
 
 
 def _signed_area(p: np.ndarray) -> float:
     x, y = p[:, 0], p[:, 1]
-    nxt = np.arange(1, len(p) + 1) % len(p)  # np.roll(., -1)
+    nxt = _next_index(len(p))
     return 0.5 * float(np.sum(x * y[nxt] - x[nxt] * y))
 
 
+def _sharp_corners(p0: np.ndarray) -> np.ndarray:
+    """Profile corners sharper than 35 degrees (duplicated so they shade as hard edges)."""
+    k = len(p0)
+    d = p0[_next_index(k)] - p0  # edge j -> j + 1, leaving corner j
+    d = d / np.sqrt(np.add.reduce(d * d, axis=-1, keepdims=True))
+    return np.add.reduce(d[np.arange(-1, k - 1)] * d, axis=-1) < _COS_SHARP
+
+
+Traits = tuple[bool, bytes]  # (counter-clockwise, sharp corners as bool bytes) of a profile
+
+
+def _traits(p0: np.ndarray) -> Traits:
+    ccw = not _signed_area(p0) < 0
+    return ccw, _sharp_corners(p0 if ccw else p0[::-1]).tobytes()
+
+
+def _frames(pts: list[list[float]], normal0) -> tuple[list[Vec], list[Vec], list[Vec]]:
+    """Unit segments, and the normal and binormal (tangent x normal) at each of the path's
+    points: tangents bisect the segments, normals are parallel-transported from normal0."""
+    seg = [_vunit((b[0] - a[0], b[1] - a[1], b[2] - a[2])) for a, b in pairwise(pts)]
+    tan = [seg[0], *(_vunit((a[0] + b[0], a[1] + b[1], a[2] + b[2]))
+                     for a, b in pairwise(seg)), seg[-1]]
+    m0, m1, m2 = _perpendicular(tan[0]) if normal0 is None else map(float, normal0)
+    nrm, bin_ = [], []
+    for t0, t1, t2 in tan:  # parallel transport: no twist along the path
+        d = m0 * t0 + m1 * t1 + m2 * t2
+        m0, m1, m2 = m0 - d * t0, m1 - d * t1, m2 - d * t2
+        r = math.sqrt(m0 * m0 + m1 * m1 + m2 * m2)
+        m0, m1, m2 = m0 / r, m1 / r, m2 / r
+        nrm.append((m0, m1, m2))
+        bin_.append((t1 * m2 - t2 * m1, t2 * m0 - t0 * m2, t0 * m1 - t1 * m0))
+    return seg, nrm, bin_
+
+
 def _sweep(
-    path: np.ndarray, profile: np.ndarray, normal0: np.ndarray | None = None
+    path: np.ndarray, profile: np.ndarray, normal0: np.ndarray | None = None,
+    traits: Traits | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A closed tube: `profile` (K, 2), or one per path point (N, K, 2), swept along `path`
     (N, 3) with parallel-transported frames, mitred at bends, fan-capped at both ends.
 
     Profile coordinates (a, b) map to a * normal + b * (tangent x normal); normal0 fixes the
     first normal (any vector not parallel to the first segment). Profiles must be star-shaped
-    about their vertex mean (caps are fans). Returns float64 (V, 3), int32 (M, 3)."""
+    about their vertex mean (caps are fans). `traits` of the first profile, when the caller
+    knows them (circles, rectangles: the same at every scale), save computing them.
+    Returns float64 (V, 3), int32 (M, 3)."""
     path = np.asarray(path, dtype=np.float64)
     prof = np.asarray(profile, dtype=np.float64)
+    ccw, sharp = _traits(prof if prof.ndim == 2 else prof[0]) if traits is None else traits
+    if not ccw:  # counter-clockwise profiles give outward side normals
+        prof = prof[..., ::-1, :]
+    k = prof.shape[-2]
+
     n = len(path)
-    if prof.ndim == 2:
-        prof = np.broadcast_to(prof, (n, *prof.shape))
-    if _signed_area(prof[0]) < 0:  # counter-clockwise profiles give outward side normals
-        prof = prof[:, ::-1]
-    k = prof.shape[1]
-
-    seg = _unit(np.diff(path, axis=0))
-    tan = np.empty_like(path)
-    tan[0], tan[-1] = seg[0], seg[-1]
-    tan[1:-1] = _unit(seg[:-1] + seg[1:])
-    nrm = np.empty_like(path)
-    nrm0 = _perpendicular(tan[0]) if normal0 is None else np.asarray(normal0, float)
-    nrm[0] = _unit(nrm0 - nrm0 @ tan[0] * tan[0])
-    for i in range(1, n):  # parallel transport: no twist along the path
-        m = nrm[i - 1] - nrm[i - 1] @ tan[i] * tan[i]
-        nrm[i] = m / math.sqrt(m.dot(m))  # np.linalg.norm(m)
-    bin_ = _cross(tan, nrm)
-    off = prof[..., :1] * nrm[:, None] + prof[..., 1:] * bin_[:, None]  # (N, K, 3)
-    for i in range(1, n - 1):  # the ring lies in the bisector plane: stretch it across the bend
-        bend = seg[i] - seg[i - 1]
-        norm = math.sqrt(bend.dot(bend))
+    seg, nrm, bin_ = _frames(path.tolist(), normal0)
+    frames = np.array(nrm + bin_).reshape(2, n, 1, 3)
+    off = prof[..., :1] * frames[0] + prof[..., 1:] * frames[1]  # (N, K, 3)
+    # Each inner ring lies in its bisector plane: stretch it across the bend (all at once).
+    rows, bends, scales = [], [], []
+    for i in range(1, n - 1):
+        (a0, a1, a2), (b0, b1, b2) = seg[i - 1], seg[i]
+        bend = (b0 - a0, b1 - a1, b2 - a2)
+        norm = math.sqrt(_vdot(bend, bend))
         if norm > 1e-9:
-            bend /= norm
-            c = float(tan[i] @ seg[i - 1])
-            off[i] += (1.0 / c - 1.0) * (off[i] @ bend)[:, None] * bend
-    rings = path[:, None] + off
+            rows.append(i)
+            bends.append(bend)
+            cos = _vdot(_vunit((a0 + b0, a1 + b1, a2 + b2)), seg[i - 1])  # of the half bend
+            scales.append((norm, 1.0 / cos - 1.0))
+    if rows:
+        sc = np.array(scales)
+        b = np.array(bends) / sc[:, :1]  # (R, 3) unit bend directions
+        ring = off[rows]
+        off[rows] = ring + (sc[:, 1:] * (ring @ b[:, :, None])[..., 0])[..., None] * b[:, None]
+    rings = (path[:, None] + off).reshape(-1, 3)
 
-    # Duplicate profile corners sharper than 35 degrees so they shade as hard edges.
-    p0 = prof[0]
-    e_in = _unit(p0 - p0[np.arange(-1, k - 1)])
-    e_out = e_in[np.arange(1, k + 1) % k]
-    sharp = np.einsum("ij,ij->i", e_in, e_out) < _COS_SHARP
-    idx, faces = _sweep_topology(n, sharp.tobytes())
-    centres = rings[[0, -1]].mean(axis=1)
-    verts = np.concatenate([rings[:, idx].reshape(-1, 3), rings[0], centres[:1], rings[-1],
-                            centres[1:]])
-    return verts, faces
+    gather, faces = _sweep_topology(n, sharp)
+    centres = np.add.reduce(rings.reshape(n, k, 3)[::n - 1], axis=1) / k  # ndarray.mean's
+    return np.concatenate([rings, centres])[gather], faces
 
 
 _COS_SHARP = math.cos(math.radians(35))
@@ -204,8 +252,9 @@ _COS_SHARP = math.cos(math.radians(35))
 
 @lru_cache(maxsize=256)
 def _sweep_topology(n: int, sharp_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Which profile vertex each side-ring vertex copies, and the faces of a swept tube with
-    n rings: sides, then a fan cap at each end (ring + centre appended after the sides)."""
+    """For a swept tube of n rings of k profile points (ring-major, then the 2 cap centres):
+    the vertex gather (side rings with sharp corners doubled, then each cap's ring and centre)
+    and the faces: sides, then a fan cap at each end."""
     sharp = np.frombuffer(sharp_bytes, dtype=bool)
     k = len(sharp)
     copies = np.where(sharp, 2, 1)
@@ -221,17 +270,40 @@ def _sweep_topology(n: int, sharp_bytes: bytes) -> tuple[np.ndarray, np.ndarray]
     faces.append(np.stack([np.full(k, start + k), start + (j + 1) % k, start + j], -1))
     faces.append(np.stack([np.full(k, end + k), end + j, end + (j + 1) % k], -1))
     f = np.concatenate(faces).astype(np.int32)
-    idx.flags.writeable = f.flags.writeable = False  # cached: shared between calls
-    return idx, f
+    c0 = n * k  # the first cap centre, after the rings
+    gather = np.concatenate([(np.arange(n)[:, None] * k + idx).ravel(), j, [c0],
+                             (n - 1) * k + j, [c0 + 1]])
+    gather.flags.writeable = f.flags.writeable = False  # cached: shared between calls
+    return gather, f
+
+
+@lru_cache(maxsize=16)
+def _unit_circle(k: int) -> tuple[np.ndarray, Traits]:
+    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    c = np.stack([np.cos(t), np.sin(t)], -1)
+    c.flags.writeable = False
+    return c, _traits(c)
 
 
 def _circle(r: float, k: int = _SEGMENTS) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
-    return np.stack([r * np.cos(t), r * np.sin(t)], -1)
+    return r * _unit_circle(k)[0]
+
+
+_RECT_TRAITS: Traits = (True, np.ones(4, bool).tobytes())  # any ha, hb > 0: four right angles
 
 
 def _rect(ha: float, hb: float) -> np.ndarray:
     return np.array([[-ha, -hb], [ha, -hb], [ha, hb], [-ha, hb]], dtype=np.float64)
+
+
+@lru_cache(maxsize=16)
+def _quarter_arcs(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (4, k + 1) of the rounded rectangle's four corner arcs."""
+    t = np.radians(np.array([0.0, 90.0, 180.0, 270.0])[:, None] + np.linspace(0, 90, k + 1))
+    return np.cos(t), np.sin(t)
+
+
+_CORNER_SIGNS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
 
 
 def _rounded_rect(ha: float, hb: float, r: float, k: int = 4) -> np.ndarray:
@@ -239,32 +311,34 @@ def _rounded_rect(ha: float, hb: float, r: float, k: int = 4) -> np.ndarray:
     r = min(r, 0.98 * min(ha, hb))
     if r < 1e-4:
         return _rect(ha, hb)
-    pts = []
-    for cx, cy, start in ((ha, hb, 0.0), (-ha, hb, 90.0), (-ha, -hb, 180.0), (ha, -hb, 270.0)):
-        t = np.radians(start + np.linspace(0, 90, k + 1))
-        centre = (cx - np.sign(cx) * r, cy - np.sign(cy) * r)
-        pts.append(np.stack([centre[0] + r * np.cos(t), centre[1] + r * np.sin(t)], -1))
-    return np.vstack(pts)
+    cos, sin = _quarter_arcs(k)
+    corner = _CORNER_SIGNS * [ha, hb]  # (+-ha, +-hb)
+    centre = corner - _CORNER_SIGNS * r
+    return np.stack([centre[:, :1] + r * cos, centre[:, 1:] + r * sin], -1).reshape(-1, 2)
+
+
+_EYE = np.eye(3)
 
 
 def _box(centre: np.ndarray, half: tuple[float, float, float], axes: np.ndarray | None = None):
     """Box with half extents along the columns of `axes` (3, 3), right-handed (default: world)."""
-    ax = np.eye(3) if axes is None else np.asarray(axes, float)
+    ax = _EYE if axes is None else np.asarray(axes, float)
     c = np.asarray(centre, float)
     path = np.stack([c - half[2] * ax[:, 2], c + half[2] * ax[:, 2]])
-    return _sweep(path, _rect(half[0], half[1]), ax[:, 0])
+    return _sweep(path, _rect(half[0], half[1]), ax[:, 0], _RECT_TRAITS)
 
 
 def _bar(p0, p1, ha: float, hb: float, normal0=None, scale1: float = 1.0):
     """Rectangular bar (2ha x 2hb section) from p0 to p1; the section scales to scale1 at p1."""
     r = _rect(ha, hb)
-    return _sweep(np.stack([p0, p1]).astype(float), np.stack([r, r * scale1]), normal0)
+    return _sweep(np.array([p0, p1], dtype=float), np.stack([r, r * scale1]), normal0,
+                  _RECT_TRAITS)
 
 
 def _cylinder(p0, p1, r0: float, r1: float | None = None, k: int = _SEGMENTS):
-    c = _circle(1.0, k)
+    c, traits = _unit_circle(k)
     r1 = r0 if r1 is None else r1
-    return _sweep(np.stack([p0, p1]).astype(float), np.stack([c * r0, c * r1]))
+    return _sweep(np.array([p0, p1], dtype=float), np.stack([c * r0, c * r1]), None, traits)
 
 
 def _sphere(centre, r: float, n_lat: int = 6, n_lon: int = 12):
@@ -296,16 +370,18 @@ def _slab(origin, a_axis, n_axis, outline: np.ndarray, n0: float, n1: float, rim
     centre = outline.mean(axis=0)
     half = np.maximum(np.abs(outline - centre).max(axis=0), 1e-6)
     if rim < 1e-4:
-        levels, insets = [n0, n1], [0.0, 0.0]
+        levels, insets = np.array([n0, n1]), np.zeros(2)
     else:
-        phi = np.radians([90, 60, 30, 0])
-        up = rim * (1 - np.sin(phi))
-        inset = list(rim * (1 - np.cos(phi)))
-        levels = [n0 + x for x in up] + [n1 - x for x in up[::-1]]
-        insets = inset + inset[::-1]
-    profiles = [centre + (outline - centre) * (1 - d / half) for d in insets]
-    path = o + np.outer(levels, nn)
-    return _sweep(path, np.stack(profiles), a)
+        up, inset = rim * _RIM_UP, rim * _RIM_IN
+        levels = np.concatenate([n0 + up, n1 - up[::-1]])
+        insets = np.concatenate([inset, inset[::-1]])
+    profiles = centre + (outline - centre) * (1 - insets[:, None, None] / half)
+    path = o + levels[:, None] * nn  # np.outer
+    return _sweep(path, profiles, a)
+
+
+_RIM_PHI = np.radians([90, 60, 30, 0])  # a slab's rounded rim: 4 levels of a quarter circle
+_RIM_UP, _RIM_IN = 1 - np.sin(_RIM_PHI), 1 - np.cos(_RIM_PHI)
 
 
 def _fillet(points: np.ndarray, radius: float, k: int = 5) -> np.ndarray:
@@ -322,41 +398,60 @@ def _fillet(points: np.ndarray, radius: float, k: int = 5) -> np.ndarray:
         half = math.acos(max(-1.0, min(1.0, cos))) / 2
         t = min(radius * math.tan(half), 0.45 * l_in, 0.45 * l_out)
         a, b = p[i] - d_in / l_in * t, p[i] + d_out / l_out * t
-        for s in np.linspace(0, 1, k + 1):
-            out.append((1 - s) ** 2 * a + 2 * s * (1 - s) * p[i] + s**2 * b)
+        s = _arc_steps(k)
+        out.extend((1 - s) ** 2 * a + 2 * s * (1 - s) * p[i] + s**2 * b)
     out.append(p[-1])
     return np.array(out)
+
+
+@lru_cache(maxsize=16)
+def _arc_steps(k: int) -> np.ndarray:
+    s = np.linspace(0, 1, k + 1)[:, None]
+    s.flags.writeable = False
+    return s
+
+
+def _crossings(outline: np.ndarray, c: float, along: int) -> np.ndarray:
+    """Where the closed outline's edges cross coordinate `along` = c: the other coordinate of
+    each crossing (edges parallel to the line excluded)."""
+    q0 = outline
+    q1 = outline[_next_index(len(outline))]
+    a0, a1, b0, b1 = q0[:, along], q1[:, along], q0[:, 1 - along], q1[:, 1 - along]
+    hit = (np.minimum(a0, a1) <= c) & (c <= np.maximum(a0, a1)) & (a0 != a1)
+    a0, a1, b0, b1 = a0[hit], a1[hit], b0[hit], b1[hit]
+    return b0 + (c - a0) / (a1 - a0) * (b1 - b0)
 
 
 def _half_width(outline: np.ndarray, z: float) -> float:
     """Half width of a symmetric convex seat outline (K, 2) in (x, z) at depth z."""
     z = float(np.clip(z, outline[:, 1].min() + 1e-9, outline[:, 1].max() - 1e-9))
-    xs = []
-    for (x0, z0), (x1, z1) in zip(outline, np.roll(outline, -1, axis=0), strict=True):
-        if min(z0, z1) <= z <= max(z0, z1) and z0 != z1:
-            xs.append(x0 + (z - z0) / (z1 - z0) * (x1 - x0))
-    return max(xs) if xs else 0.0
+    xs = _crossings(outline, z, 1)
+    return float(xs.max()) if len(xs) else 0.0
 
 
 def _rear_z(outline: np.ndarray, x: float) -> float:
     """z of the rear edge (z < 0) of a seat outline (K, 2) in (x, z) at lateral position x."""
-    zs = []
-    for (x0, z0), (x1, z1) in zip(outline, np.roll(outline, -1, axis=0), strict=True):
-        if min(x0, x1) <= x <= max(x0, x1) and x0 != x1:
-            zs.append(z0 + (x - x0) / (x1 - x0) * (z1 - z0))
-    zs = [z for z in zs if z < 0]
-    if not zs:
+    zs = _crossings(outline, x, 0)
+    zs = zs[zs < 0]
+    if not len(zs):
         raise ValueError(f"x = {x:.3f} lies outside the seat's rear edge")
-    return min(zs)
+    return float(zs.min())
 
 
 # ----------------------------------------------------------------------------- the generator
 
 
 def _pick(rng: np.random.Generator, options: dict[str, float]) -> str:
+    """One name drawn with probability proportional to its weight: the draw of
+    `rng.choice(len(options), p=weights / sum)` (one rng.random() against the normalised
+    cumulative weights), without choice's ~30 us of argument checks per call;
+    tests/render/test_chairs.py checks that both give the same name and leave rng alike."""
     names = list(options)
-    w = np.array([options[k] for k in names], dtype=float)
-    return names[int(rng.choice(len(names), p=w / w.sum()))]
+    w = [float(options[k]) for k in names]
+    total = sum(w)  # left to right, as numpy sums so few
+    cdf = list(accumulate(x / total for x in w))
+    cdf = [c / cdf[-1] for c in cdf]
+    return names[bisect_right(cdf, rng.random())]
 
 
 def _colour(rng: np.random.Generator, kind: str) -> tuple[float, float, float]:
@@ -493,16 +588,14 @@ class ParametricChairs(GenerativeSource):
 def assemble(parts: list[ChairPart], p: ChairParams) -> TriMesh:
     """Concatenate parts into one TriMesh coloured by material, normalised to the unit sphere."""
     colours = {"frame": p.frame_color, "seat": p.seat_color, "cushion": p.cushion_color}
-    verts, faces, cols, base = [], [], [], 0
-    for part in parts:
-        verts.append(part.vertices)
-        faces.append(part.faces + base)
-        cols.append(np.broadcast_to(np.asarray(colours[part.material]), part.vertices.shape))
-        base += len(part.vertices)
+    n_verts = [len(part.vertices) for part in parts]
+    first = np.cumsum([0, *n_verts[:-1]])  # each part's first vertex
+    offsets = np.repeat(first, [len(part.faces) for part in parts])[:, None]
     mesh = TriMesh(
-        np.vstack(verts).astype(np.float32),
-        np.concatenate(faces).astype(np.int32),
-        np.vstack(cols).astype(np.float32),
+        np.concatenate([part.vertices for part in parts]).astype(np.float32),
+        (np.concatenate([part.faces for part in parts]) + offsets).astype(np.int32),
+        np.repeat(np.array([colours[part.material] for part in parts], dtype=np.float32),
+                  n_verts, axis=0),
     )
     return mesh.normalized()
 
@@ -549,7 +642,10 @@ class ChairFrame:
         return min(_half_width(self.outline, z) for z in (z0, z1)) - half
 
     def at(self, u: float, s: float, w: float = 0.0) -> np.ndarray:
-        return self.origin + u * _X + s * self.ev + w * self.en
+        """origin + u * x + s * ev + w * en."""
+        return np.array([o + u * x + s * e + w * n for o, x, e, n
+                         in zip(self.origin.tolist(), (1.0, 0.0, 0.0), self.ev.tolist(),
+                                self.en.tolist())])
 
     def bow_w(self, u: float) -> float:
         return self.p.back_bow * ((u / self.us) ** 2 - 1)

@@ -33,6 +33,10 @@ class TriMesh:
         if len(f) and (f.min() < 0 or f.max() >= len(v)):
             raise ValueError("TriMesh.faces index outside the vertex array")
 
+    @property
+    def nbytes(self) -> int:
+        return self.vertices.nbytes + self.faces.nbytes + self.colors.nbytes
+
     def normalized(self) -> TriMesh:
         """Centre on the bounding-box centre and scale to fit the unit sphere."""
         lo, hi = self.vertices.min(0), self.vertices.max(0)

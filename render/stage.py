@@ -45,7 +45,9 @@ from render.sources import IdentitySource
 from render.views import View
 
 log = logging.getLogger(__name__)
-MESH_CACHE = 512  # identities kept built per process (a head is ~0.5 MB)
+# Built meshes kept per render process, by bytes: a head is ~0.5 MB, a parametric chair ~30 kB,
+# so every chair of a split stays built (each is drawn ~2.5 times by the intrinsic batches).
+MESH_CACHE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,8 @@ class ShardRenderer:
         self.source: IdentitySource = make_source(params, dataset)
         self.backend = backend or make_backend(params.render)
         self.n_ids = {s: num_identities(params, dataset, self.source, s) for s in SPLITS}
-        self._meshes: LRU[tuple[str, int], TriMesh] = LRU(MESH_CACHE)
+        self._meshes: LRU[tuple[str, int], TriMesh] = LRU(
+            1 << 20, weigh=lambda m: m.nbytes, max_weight=MESH_CACHE_BYTES)
         self._record = render_params(params, dataset)
 
     def fingerprint(self, task: ShardTask) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from core.atomic import write_bytes
+from core.device import conv_layout
 from train.clamp import LatentAssignment
 from train.model import DCIGN, ModelConfig
 
@@ -92,7 +93,8 @@ def model_config(ckpt: dict[str, Any]) -> ModelConfig:
 
 def load_model(path: str | Path, expect: ModelConfig | None = None,
                device: torch.device | str = "cpu") -> tuple[DCIGN, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes, in eval mode; returns (model, checkpoint)."""
+    """Rebuild the model a checkpoint describes, in eval mode, in `device`'s convolution layout
+    (core.device.conv_layout, as in training); returns (model, checkpoint)."""
     ckpt = read(path)
     cfg = model_config(ckpt)
     if expect is not None and expect != cfg:
@@ -105,7 +107,7 @@ def load_model(path: str | Path, expect: ModelConfig | None = None,
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the architecture {cfg}: {e}") from None
-    return model.to(device).eval(), ckpt
+    return model.to(device).to(memory_format=conv_layout(device)).eval(), ckpt
 
 
 def digest(path: str | Path) -> str:

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from core.atomic import machine_error, write_text
-from core.device import bf16_autocast, choose_device
+from core.device import bf16_autocast, choose_device, conv_layout
 from core.params import Params, params_dict
 from core.progress import progress_bar
 from core.resources import require_memory
@@ -239,10 +239,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     torch.manual_seed(seed_int(seed, "init", dataset))
     model = DCIGN(cfg).to(device)
     cuda = device.type == "cuda"
-    # Channels-last convolutions: on CUDA for tensor cores, on a CPU for oneDNN's blocked
-    # kernels (1.65x the img/s of the contiguous layout for the default model on a 2-core
-    # Xeon, bench/RESULTS.md "layout"). MPS gains nothing from it.
-    channels_last = device.type in ("cuda", "cpu")
+    channels_last = conv_layout(device) == torch.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=t.betas)

@@ -19,7 +19,7 @@ from render.mesh import TriMesh
 from render.shading import shade, vertex_normals
 from render.views import View, camera_distance, camera_pose, light_direction_in_object, object_pose
 
-NORMALS_CACHE = 1024
+NORMALS_CACHE_BYTES = 256 << 20  # (mesh, normals) pairs, like render.stage's meshes
 
 
 def choose_gl_platform() -> str:
@@ -59,7 +59,8 @@ class PyrenderBackend(Backend):
         self._camera_node = self._scene.add(self._camera)
         self._mesh_node = None
         # Normals per mesh object (the mesh is held too, so its id cannot be reused meanwhile).
-        self._normals: LRU[int, tuple[TriMesh, np.ndarray]] = LRU(NORMALS_CACHE)
+        self._normals: LRU[int, tuple[TriMesh, np.ndarray]] = LRU(
+            1 << 20, weigh=lambda e: e[0].nbytes + e[1].nbytes, max_weight=NORMALS_CACHE_BYTES)
         try:
             self._renderer = pyrender.OffscreenRenderer(cfg.image_size, cfg.image_size)
         except Exception as e:  # PyOpenGL raises a zoo of types here

@@ -38,7 +38,8 @@ def test_render_bench_writes_a_row_per_size(tmp_path):
 def test_chair_build_bench_writes_its_row(tmp_path):
     row = _bench(tmp_path, "bench.chair_build", "--chairs", "3").strip()
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[0] == "3" and float(cells[1]) > 0 and cells[2]
+    assert cells[0] == "3" and float(cells[1]) > 0 and float(cells[2]) > 0
+    assert cells[3]  # the CPU
 
 
 def test_train_bench_writes_step_and_loader_tables(tmp_path):
@@ -132,3 +133,25 @@ def test_ablation_table_sets_each_clamp_effect_beside_its_welch_p(tmp_path):
     assert cells[1:5] == ["0.9 ± 0.1", "0.5 ± 0.1", "0.8 ± 0.05", "0.8 ± 0.05"], row
     assert cells[5] == f"+0.4 (p {p:.2g})", row
     assert cells[6].startswith("+0 "), row  # no effect: p = 1
+
+
+def test_each_ablation_configuration_is_expressible_in_params():
+    from bench.ablation import CONFIGS, OVERRIDES
+    from core.params import load_params
+
+    assert set(OVERRIDES) == set(CONFIGS)
+    got = {}
+    for config, sets in OVERRIDES.items():
+        t = load_params(REPO / "params.yaml", sets).train
+        assert tuple(t.seeds) == (0, 1, 2), config
+        got[config] = (tuple(t.odd_factors["faces"]), t.kind_mix)
+    paper_mix = {"azimuth": 1.0, "elevation": 1.0, "light_azimuth": 1.0, "intrinsic": 10.0}
+    assert got == {"paper-method": ((), paper_mix), "paper-encoder": ((), None),
+                   "flip-odd": (("azimuth", "light_azimuth"), None)}
+
+
+def test_eval_layout_bench_writes_both_layouts(tmp_path):
+    text = _bench(tmp_path, "bench.eval_layout", "--images", "8", "--rounds", "1")
+    rows = [ln for ln in text.splitlines() if ln.startswith(("| contiguous", "| channels-last"))]
+    assert len(rows) == 2 and all(float(r.split("|")[2]) > 0 for r in rows), text
+    assert "largest difference: codes" in text

@@ -30,3 +30,20 @@ def test_clear_without_eviction_and_a_bad_size():
     assert evicted == [] and len(cache) == 0
     with pytest.raises(ValueError, match="at least 1"):
         LRU(0)
+
+
+def test_a_weighed_cache_keeps_entries_within_its_weight():
+    evicted: list[bytes] = []
+    cache: LRU[int, bytes] = LRU(100, on_evict=evicted.append, weigh=len, max_weight=10)
+    for k, size in enumerate([4, 4, 2]):  # 10 in all: everything fits
+        cache.get(k, lambda size=size: b"x" * size)
+    assert cache.keys() == [0, 1, 2] and cache.weight == 10 and evicted == []
+    cache.get(0, lambda: b"")  # a hit: 0 is the most recently used now
+    cache.get(3, lambda: b"y" * 5)  # 15: the least recently used go until it fits
+    assert cache.keys() == [0, 3] and cache.weight == 9 and evicted == [b"xxxx", b"xx"]
+    cache.get(4, lambda: b"z" * 50)  # heavier than the whole budget: kept alone
+    assert cache.keys() == [4] and cache.weight == 50
+    cache.clear()
+    assert cache.weight == 0 and len(cache) == 0
+    with pytest.raises(ValueError, match="max_weight"):
+        LRU(1, weigh=len)

@@ -37,6 +37,10 @@ def test_load_model_checks_the_architecture(trained: Path, tmp_path: Path) -> No
     model, ckpt = checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4),
                                                                      (4, 4, 4), (0, 2)))
     assert not model.training and ckpt["step"] == 2
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)
+             and m.in_channels > 1]  # (with 1 channel both layouts are the same strides)
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last)
+                         and not w.is_contiguous() for w in convs)  # as fit trains on a CPU
     with pytest.raises(CheckpointError, match=r"'latent_dim': \(8, 16\)"):
         checkpoint.load_model(trained, expect=ModelConfig(38, 1, 16, (4, 4, 4), (4, 4, 4),
                                                           (0, 2)))
