@@ -12,13 +12,17 @@ V = TypeVar("V")
 
 
 class LRU(Generic[K, V]):
-    """At most `maxsize` entries, or entries weighing at most `max_weight` in all when `weigh`
-    is given (e.g. bytes: a chair mesh weighs 1/20 of a head); the least recently used one goes
-    first, handed to `on_evict` (e.g. to close a file). The newest entry always stays."""
+    """At most `maxsize` entries (None: no count bound), and entries weighing at most
+    `max_weight` in all when `weigh` is given (e.g. bytes: a chair mesh weighs 1/20 of a head);
+    the least recently used one goes first, handed to `on_evict` (e.g. to close a file). The
+    newest entry always stays."""
 
-    def __init__(self, maxsize: int, on_evict: Callable[[V], object] | None = None, *,
+    def __init__(self, maxsize: int | None = None,
+                 on_evict: Callable[[V], object] | None = None, *,
                  weigh: Callable[[V], int] | None = None, max_weight: int = 0) -> None:
-        if maxsize < 1:
+        if maxsize is None and weigh is None:
+            raise ValueError("an LRU cache needs maxsize, or weigh and max_weight")
+        if maxsize is not None and maxsize < 1:
             raise ValueError(f"an LRU cache holds at least 1 entry, got maxsize={maxsize}")
         if weigh is not None and max_weight < 1:
             raise ValueError(f"a weighed LRU cache needs max_weight >= 1, got {max_weight}")
@@ -36,7 +40,7 @@ class LRU(Generic[K, V]):
         if self.weigh is not None:
             self._weights[key] = w = int(self.weigh(value))
             self.weight += w
-        while len(self._items) > self.maxsize or (
+        while (self.maxsize is not None and len(self._items) > self.maxsize) or (
                 self.weigh is not None and self.weight > self.max_weight and len(self._items) > 1):
             old_key, old = self._items.popitem(last=False)
             self.weight -= self._weights.pop(old_key, 0)

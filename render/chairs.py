@@ -170,8 +170,7 @@ def _signed_area(p: np.ndarray) -> float:
 def _sharp_corners(p0: np.ndarray) -> np.ndarray:
     """Profile corners sharper than 35 degrees (duplicated so they shade as hard edges)."""
     k = len(p0)
-    d = p0[_next_index(k)] - p0  # edge j -> j + 1, leaving corner j
-    d = d / np.sqrt(np.add.reduce(d * d, axis=-1, keepdims=True))
+    d = _unit(p0[_next_index(k)] - p0)  # edge j -> j + 1, leaving corner j
     return np.add.reduce(d[np.arange(-1, k - 1)] * d, axis=-1) < _COS_SHARP
 
 

@@ -199,7 +199,7 @@ class ShardRenderer:
         self.backend = backend or make_backend(params.render)
         self.n_ids = {s: num_identities(params, dataset, self.source, s) for s in SPLITS}
         self._meshes: LRU[tuple[str, int], TriMesh] = LRU(
-            1 << 20, weigh=lambda m: m.nbytes, max_weight=MESH_CACHE_BYTES)
+            weigh=lambda m: m.nbytes, max_weight=MESH_CACHE_BYTES)
         self._record = render_params(params, dataset)
 
     def fingerprint(self, task: ShardTask) -> str:

@@ -60,7 +60,7 @@ class PyrenderBackend(Backend):
         self._mesh_node = None
         # Normals per mesh object (the mesh is held too, so its id cannot be reused meanwhile).
         self._normals: LRU[int, tuple[TriMesh, np.ndarray]] = LRU(
-            1 << 20, weigh=lambda e: e[0].nbytes + e[1].nbytes, max_weight=NORMALS_CACHE_BYTES)
+            weigh=lambda e: e[0].nbytes + e[1].nbytes, max_weight=NORMALS_CACHE_BYTES)
         try:
             self._renderer = pyrender.OffscreenRenderer(cfg.image_size, cfg.image_size)
         except Exception as e:  # PyOpenGL raises a zoo of types here

@@ -47,3 +47,9 @@ def test_a_weighed_cache_keeps_entries_within_its_weight():
     assert cache.weight == 0 and len(cache) == 0
     with pytest.raises(ValueError, match="max_weight"):
         LRU(1, weigh=len)
+    with pytest.raises(ValueError, match="needs maxsize, or weigh"):
+        LRU()
+    weighed_only: LRU[int, bytes] = LRU(weigh=len, max_weight=3)  # no count bound
+    for k in range(3):
+        weighed_only.get(k, lambda: b"x")
+    assert weighed_only.keys() == [0, 1, 2]
