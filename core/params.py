@@ -278,6 +278,16 @@ class TrainConfig:
     enc_channels: tuple[int, int, int] = (96, 48, 24)  # paper: 96, 48, 24
     dec_channels: tuple[int, int, int] = (48, 96, 96)  # paper: 48, 96, 96
     clamp_scale: float = 0.01  # paper: ~1/100
+    # Weight of the KL term in the training loss (beta-VAE; Higgins et al. 2017). Paper: 1, the
+    # ELBO. Test loss is always the ELBO (recon + KL), whatever this is.
+    kl_weight: float = 1.0
+    # Weight init: torch (PyTorch's default = Torch7's, the original code's) | kaiming (He et
+    # al. 2015, keeps the signal's scale through the layers; train/model.py init_weights).
+    init: Literal["torch", "kaiming"] = "torch"
+    # Not in the paper: an extrinsic minibatch's active latent learns only from what differs
+    # within the minibatch (its factor), not through its batch mean as one more identity
+    # channel (train/clamp.py; README "Method notes").
+    center_extrinsic: bool = False
     lr: float = 5e-4  # paper: 5e-4
     betas: tuple[float, float] = (0.9, 0.99)
     minibatches_per_step: int = 1  # G; 1 = the paper
@@ -322,6 +332,9 @@ class TrainConfig:
                 _positive(f"{key}.{name}[{i}]", c)
         if self.clamp_scale < 0:
             raise ParamsError(f"{key}.clamp_scale", f"expected >= 0, got {self.clamp_scale}")
+        if not 0 < self.kl_weight <= 1:
+            raise ParamsError(f"{key}.kl_weight", f"expected 0 < kl_weight <= 1, got "
+                              f"{self.kl_weight}")
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ParamsError(f"{key}.betas[{i}]", f"expected 0 <= beta < 1, got {b}")

@@ -132,22 +132,31 @@ class ClampToBatchMean(torch.autograd.Function):
 
     ``record`` receives, per backward, the (G, 2) float64 tensor of [invariance, active] gradient
     norms actually returned, so training can log the ratio it ran with.
+
+    ``center`` (G, D) bool or None (not in the paper; ``train.center_extrinsic``): where True
+    (active entries), the upstream gradient loses its mean over the minibatch's B rows, so that
+    latent is trained only by what differs within the minibatch, i.e. by its own factor, and
+    not as one more batch-level (identity) channel through its minibatch mean.
     """
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, active: Tensor, scale: float,
-                record: list[Tensor] | None) -> Tensor:
+                record: list[Tensor] | None, center: Tensor | None = None) -> Tensor:
         mean = x.mean(dim=1, keepdim=True)  # (G, 1, D)
         keep = active.unsqueeze(1)  # (G, 1, D), broadcasts over the B rows
         deviation = torch.where(keep, 0.0, x - mean)  # (G, B, D), zero on active latents
         ctx.save_for_backward(deviation, keep)
         ctx.scale, ctx.record = scale, record
+        ctx.center = None if center is None else (center & active).unsqueeze(1)  # (G, 1, D)
         return torch.where(keep, x, mean)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None]:
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
         deviation, keep = ctx.saved_tensors
+        if ctx.center is not None:
+            grad_out = torch.where(ctx.center, grad_out - grad_out.mean(dim=1, keepdim=True),
+                                   grad_out)
         norms = lambda t: t.double().flatten(1).norm(dim=1)  # noqa: E731, (G,) per minibatch
         active_norm = norms(torch.where(keep, grad_out, 0.0))
         dev_norm = norms(deviation)
@@ -157,15 +166,17 @@ class ClampToBatchMean(torch.autograd.Function):
         grad_x = torch.where(keep, grad_out, pull)
         if ctx.record is not None:
             ctx.record.append(torch.stack([norms(pull), active_norm], dim=1).detach())
-        return grad_x, None, None, None
+        return grad_x, None, None, None, None
 
 
 def clamp_to_batch_mean(
     x: Tensor, active: Tensor, scale: float = DEFAULT_INVARIANCE_SCALE,
-    record: list[Tensor] | None = None,
+    record: list[Tensor] | None = None, center: Tensor | None = None,
 ) -> Tensor:
     """Validated entry point to :class:`ClampToBatchMean`; x (G, B, D), active (G, D) bool;
-    ``record``: a list that receives each backward's [invariance, active] gradient norms."""
+    ``record``: a list that receives each backward's [invariance, active] gradient norms;
+    ``center``: None or a (G, D) bool mask of active entries trained by within-batch
+    differences only."""
     if x.ndim != 3:
         raise ValueError(f"x must be (G, B, D), got shape {tuple(x.shape)}")
     if active.dtype != torch.bool or active.shape != (x.shape[0], x.shape[2]):
@@ -173,10 +184,14 @@ def clamp_to_batch_mean(
             f"active must be a bool (G, D) = {(x.shape[0], x.shape[2])} mask, "
             f"got {active.dtype} {tuple(active.shape)}"
         )
+    if center is not None and (center.dtype != torch.bool or center.shape != active.shape):
+        raise ValueError(f"center must be a bool mask shaped like active {tuple(active.shape)}, "
+                         f"got {center.dtype} {tuple(center.shape)}")
     if not math.isfinite(scale) or scale < 0:
         # A negative scale would push latents apart: the sign bug DESIGN.md section 4 warns of.
         raise ValueError(f"invariance scale must be finite and >= 0, got {scale}")
-    return ClampToBatchMean.apply(x, active.to(x.device), float(scale), record)
+    return ClampToBatchMean.apply(x, active.to(x.device), float(scale), record,
+                                  None if center is None else center.to(x.device))
 
 
 def clamp_latents(
@@ -187,6 +202,7 @@ def clamp_latents(
     scale: float = DEFAULT_INVARIANCE_SCALE,
     batch_size: int | None = None,
     record: list[Tensor] | None = None,
+    center_extrinsic: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Clamp both encoder heads for a step of ``len(kinds)`` minibatches.
 
@@ -199,6 +215,9 @@ def clamp_latents(
         batch_size: B; if None it is ``rows // G``, which must divide exactly.
         record: if given, receives the mu head's (G, 2) [invariance, active] gradient norms at
             each backward (the log-variance head is clamped alike but not recorded).
+        center_extrinsic: if True, an extrinsic minibatch's active latent (mu head) is trained
+            by its within-minibatch differences only (:class:`ClampToBatchMean`'s ``center``);
+            its log-variance and the intrinsic latents keep their whole gradient.
 
     Returns:
         (mu, logvar), each (G*B, D), clamped. The plain-VAE baseline simply skips this call.
@@ -221,6 +240,10 @@ def clamp_latents(
             f"{n} rows do not split into {g} minibatches of {batch_size or 'equal'} rows"
         )
     active = assignment.active_mask(kinds, device=mu.device)  # (G, D)
-    mu_c = clamp_to_batch_mean(mu.reshape(g, b, d), active, scale, record)  # (G, B, D)
+    center = None
+    if center_extrinsic:
+        extrinsic = torch.tensor([k != INTRINSIC for k in kinds], device=mu.device)
+        center = active & extrinsic[:, None]  # (G, D)
+    mu_c = clamp_to_batch_mean(mu.reshape(g, b, d), active, scale, record, center)  # (G, B, D)
     logvar_c = clamp_to_batch_mean(logvar.reshape(g, b, d), active, scale)  # (G, B, D)
     return mu_c.reshape(n, d), logvar_c.reshape(n, d)  # (G*B, D) each

@@ -32,7 +32,7 @@ from core.vocab import MODELS
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream, make_loader
-from train.model import DCIGN, ModelConfig, vae_loss
+from train.model import DCIGN, ModelConfig, init_weights, vae_loss
 from train.step import (
     backward_step,
     item_noise,
@@ -237,7 +237,9 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
 
     # Same initial weights for DC-IGN and baseline: the clamp is the only difference.
     torch.manual_seed(seed_int(seed, "init", dataset))
-    model = DCIGN(cfg).to(device)
+    model = DCIGN(cfg)
+    init_weights(model, t.init)
+    model = model.to(device)
     cuda = device.type == "cuda"
     channels_last = conv_layout(device) == torch.channels_last
     if channels_last:
@@ -315,10 +317,12 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         opt.zero_grad(set_to_none=True)
         loss, ratio = backward_step(net, x, kinds, noise, model_kind=model_kind,
                                     assignment=assignment, clamp_scale=t.clamp_scale,
-                                    world=world, amp=amp)
+                                    kl_weight=t.kl_weight,
+                                    center_extrinsic=t.center_extrinsic, world=world, amp=amp)
         opt.step()
         step += 1
-        per_image = loss.total.item() / x.shape[0]
+        # The curve is the negative ELBO, like the test loss, whatever train.kl_weight is.
+        per_image = (loss.recon + loss.kl).item() / x.shape[0]
         running += per_image
         n_run += 1
         if ratio is not None:

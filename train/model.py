@@ -274,6 +274,7 @@ class DCIGN(nn.Module):
         clamp_scale: float = DEFAULT_INVARIANCE_SCALE,
         noise: Tensor | None = None,
         clamp_record: list[Tensor] | None = None,
+        center_extrinsic: bool = False,
     ) -> VAEOutput:
         """Encode, clamp (optional), sample, decode.
 
@@ -288,6 +289,8 @@ class DCIGN(nn.Module):
                 Ignored in eval mode, where z = mu.
             clamp_record: a list that receives the mu head's [invariance, active] gradient norms
                 at backward (:func:`train.clamp.clamp_latents`).
+            center_extrinsic: train an extrinsic minibatch's active latent by within-minibatch
+                differences only (:func:`train.clamp.clamp_latents`; not in the paper).
 
         Returns:
             :class:`VAEOutput` (logits, mu, logvar, z), mu and logvar clamped when ``kinds`` is
@@ -300,7 +303,7 @@ class DCIGN(nn.Module):
             # Clamp both heads before sampling (DESIGN.md section 4), so the clamped units enter
             # the decoder as one shared distribution per minibatch.
             mu, logvar = clamp_latents(mu, logvar, kinds, assignment, clamp_scale,
-                                       record=clamp_record)
+                                       record=clamp_record, center_extrinsic=center_extrinsic)
         elif assignment is not None:
             raise ValueError("an assignment was given without kinds; pass kinds to clamp")
         z = self.reparameterize(mu, logvar, noise) if self.training else mu
@@ -365,19 +368,50 @@ def _summary_line(label: str, t: Tensor) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Initialisation
+
+INITS = ("torch", "kaiming")
+
+
+def init_weights(model: DCIGN, scheme: str) -> None:
+    """Draw the weights again, from torch's global RNG, under ``scheme`` (train.init).
+
+    "torch" keeps PyTorch's default, uniform in +-1/sqrt(fan_in) with weight variance
+    1/(3 fan_in), as Torch7's (the original code's) was: through a ReLU that halves the second
+    moment, every layer shrinks the signal by about 2.4x, so at 64 px the decoder's output moves
+    by 1e-2 logits across codes and the encoder's mu by 5e-3 across images, and training sits
+    on a plateau (README "Method notes"). "kaiming" is He et al. (2015): normal with variance
+    2/fan_in where a ReLU follows (encoder convs, decoder fc and inner convs) and 1/fan_in
+    where none does (the mu and log-variance heads, the output conv), biases 0, so the
+    signal keeps its scale through the depth.
+    """
+    if scheme not in INITS:
+        raise ValueError(f"unknown init {scheme!r}; expected one of {INITS}")
+    if scheme == "torch":
+        return
+    linear_out = {model.encoder.mu, model.encoder.logvar, model.decoder.body[-1]}
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            relu = layer not in linear_out
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu" if relu else "linear")
+            nn.init.zeros_(layer.bias)
+
+
+# ----------------------------------------------------------------------------------------------
 # Loss
 
 
 class VAELoss(NamedTuple):
     """Scalar sums over every image of the step (divide by N for per-image values)."""
 
-    total: Tensor  # recon + kl
+    total: Tensor  # recon + kl_weight * kl: what training minimises
     recon: Tensor  # Bernoulli negative log-likelihood, nats
     kl: Tensor  # KL(q(z|x) || N(0, I)), nats
 
 
-def vae_loss(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> VAELoss:
-    """Negative ELBO summed over pixels, latents and images.
+def vae_loss(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor,
+             kl_weight: float = 1.0) -> VAELoss:
+    """Negative ELBO summed over pixels, latents and images (KL weighted by ``kl_weight``).
 
     Summed, not averaged, like the original code's unaveraged criterion: a step of G minibatches
     has exactly the sum of the G minibatch losses, and the gradient scale does not depend on the
@@ -388,16 +422,19 @@ def vae_loss(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> VAELoss:
         logits: (N, C, H, W) decoder logits.
         x: (N, C, H, W) target images in [0, 1].
         mu, logvar: (N, D) posterior parameters (after clamping, when clamped).
+        kl_weight: beta of a beta-VAE; 1 is the ELBO (the paper). Below 1 the code may carry
+            more nats than the prior would pay for (train.kl_weight in params.yaml).
 
     Returns:
-        :class:`VAELoss` (total, recon, kl), scalars of at least float32 precision.
+        :class:`VAELoss` (total, recon, kl), scalars of at least float32 precision; ``recon +
+        kl`` is the negative ELBO whatever ``kl_weight`` is.
     """
     if logits.shape != x.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and images {tuple(x.shape)} differ")
     logits, x, mu, logvar = (_at_least_fp32(t) for t in (logits, x, mu, logvar))
     recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
     kl = -0.5 * torch.sum(1.0 + logvar - mu.square() - logvar.exp())
-    return VAELoss(recon + kl, recon, kl)
+    return VAELoss(recon + kl_weight * kl, recon, kl)
 
 
 # ----------------------------------------------------------------------------------------------

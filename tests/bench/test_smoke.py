@@ -85,6 +85,38 @@ def test_gate_noise_writes_spread_false_alarms_and_detection(tmp_path):
     assert "Regression (train.steps a tenth" in text, text
 
 
+def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
+    p = tiny_params_dict()
+    p["render"]["image_size"] = 40
+    # Test batches on the shared grid: one per test identity for each extrinsic kind.
+    p["render"]["faces"]["batches"]["test"] = {"azimuth": 4, "elevation": 4, "light_azimuth": 4,
+                                               "intrinsic": 1}
+    data = tmp_path / "faces"
+    make_shards(build(Params, p), "faces", data, progress=False)
+    tiny = ["train.steps={faces: 4, chairs: 4}", "train.latent_dim=6",
+            "train.enc_channels=[4,4,4]", "train.dec_channels=[4,4,4]", "train.eval_every=4",
+            "train.eval_batches=2", "evaluate.max_codes=100", "evaluate.dci_trees=2",
+            "evaluate.dci_depth=2"]
+    text = _bench(tmp_path, "bench.sweep", "--key", "train.kl_weight", "--value", "1",
+                  "--value", "0.1", "--models", "dcign,baseline", "--data", str(data),
+                  "--root", str(tmp_path / "runs"), "--threads", "1",
+                  *(arg for s in tiny for arg in ("--set", s)))
+    assert "### train.kl_weight sweep: faces" in text
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines()
+            if ln.startswith(("| 1 |", "| 0.1 |"))]
+    assert [r[:2] for r in rows] == [["1", "dcign"], ["1", "baseline"], ["0.1", "dcign"],
+                                     ["0.1", "baseline"]], text
+    assert float(rows[0][2]) > 0 and rows[1][2] == "-", text  # only DC-IGN has a clamp ratio
+    scores = json.loads((tmp_path / "runs" / "train.kl_weight=0.1" / "dcign"
+                         / "scores.json").read_text())
+    assert "train.kl_weight=0.1" in scores["overrides"]
+    # bench.curves reads the runs' logged test curves side by side.
+    runs = [str(tmp_path / "runs" / f"train.kl_weight={v}" / "dcign") for v in ("1", "0.1")]
+    curves = _bench(tmp_path, "bench.curves", *runs, "--names", "a,b")
+    rows = [ln for ln in curves.splitlines() if ln.startswith("| 4 |")]
+    assert len(rows) == 1 and all(float(c) > 0 for c in rows[0].strip("|").split("|")[1:]), curves
+
+
 def test_cpu_bench_writes_a_row_per_model_and_variant(tmp_path):
     text = _bench(tmp_path, "bench.cpu", "--models", "default", "--variants",
                   "contiguous,channels-last,bf16", "--steps", "1", "--rounds", "1")

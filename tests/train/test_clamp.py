@@ -330,3 +330,29 @@ def test_clamped_heads_get_only_the_invariance_gradient() -> None:
                 assert clamped == 0
             else:
                 assert clamped > 0
+
+
+def test_center_extrinsic_trains_an_extrinsic_latent_by_within_batch_differences_only() -> None:
+    a = LatentAssignment(["azimuth"], latent_dim=3)
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(8, 3, generator=g, requires_grad=True)
+    logvar = torch.randn(8, 3, generator=g, requires_grad=True)
+    weights = torch.randn(8, 3, generator=g)  # a loss whose gradient has a non-zero batch mean
+    kinds = ["azimuth", "intrinsic"]
+    grads = {}
+    for centered in (False, True):
+        mu.grad = logvar.grad = None
+        mu_c, lv_c = clamp_latents(mu, logvar, kinds, a, scale=0.0, batch_size=4,
+                                   center_extrinsic=centered)
+        ((mu_c + lv_c) * weights).sum().backward()
+        grads[centered] = (mu.grad.clone(), logvar.grad.clone())
+    plain, cent = grads[False][0], grads[True][0]
+    # The azimuth minibatch's active latent (rows 0-3, latent 0) loses its batch-mean gradient.
+    assert torch.allclose(cent[:4, 0], plain[:4, 0] - plain[:4, 0].mean())
+    assert abs(float(cent[:4, 0].sum())) < 1e-6 and abs(float(plain[:4, 0].sum())) > 1e-3
+    # The intrinsic minibatch's active latents, and every log-variance, keep their gradient.
+    assert torch.equal(cent[4:], plain[4:])
+    assert torch.equal(grads[True][1], grads[False][1])
+    with pytest.raises(ValueError, match="center must be a bool mask"):
+        clamp_to_batch_mean(mu.detach().reshape(2, 4, 3), torch.ones(2, 3, dtype=torch.bool),
+                            center=torch.ones(2, 2, dtype=torch.bool))

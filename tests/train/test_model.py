@@ -17,6 +17,7 @@ from train.model import (
     center_crop,
     decoder_sizes,
     encoder_sizes,
+    init_weights,
     param_count,
     vae_loss,
 )
@@ -219,6 +220,10 @@ def test_vae_loss_known_values() -> None:
     # logvar = log 2, mu = 0: -1/2 (1 + log 2 - 2) = (1 - log 2) / 2 per latent.
     kl2 = vae_loss(logits, x, torch.zeros(1, 1), torch.full((1, 1), math.log(2))).kl
     assert float(kl2) == pytest.approx((1 - math.log(2)) / 2)
+    # A KL weight scales only the KL term of the minimised total; recon and kl stay the ELBO's.
+    total_b, recon_b, kl_b = vae_loss(logits, x, mu, logvar, kl_weight=0.1)
+    assert (float(recon_b), float(kl_b)) == (float(recon), float(kl))
+    assert float(total_b) == pytest.approx(18 * math.log(2) + 0.15)
 
 
 def test_loss_of_g_minibatches_is_sum_of_singles() -> None:
@@ -271,3 +276,27 @@ def test_loss_decreases_with_adam_on_a_fixed_batch() -> None:
         losses.append(float(loss.detach()))
     # Seeds 0-3 all end near 0.4x the starting loss; 0.7x leaves room without being vacuous.
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
+
+
+def test_kaiming_init_keeps_relu_layers_at_2_over_fan_in_and_heads_at_1() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(64, 1, latent_dim=32, enc_channels=(32, 32, 16), dec_channels=(32, 32, 32))
+    model = DCIGN(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    init_weights(model, "torch")  # PyTorch's default stays as it was drawn
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    init_weights(model, "kaiming")
+    heads = {"encoder.mu", "encoder.logvar", f"decoder.body.{len(model.decoder.body) - 1}"}
+    for name, layer in model.named_modules():
+        if not isinstance(layer, nn.Conv2d | nn.Linear):
+            continue
+        fan_in = layer.weight[0].numel()
+        want = (1.0 if name in heads else 2.0) / fan_in
+        assert float(layer.weight.var()) == pytest.approx(want, rel=0.25), name
+        assert not layer.bias.any(), name
+    # What it is for: the decoder's output follows the code at init (torch's: ~1e-2 logits).
+    with torch.no_grad():
+        spread = model.decode_logits(torch.randn(64, 32)).std(dim=0).mean()
+    assert float(spread) > 0.2
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        init_weights(model, "xavier")
