@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 import time
 from datetime import date
@@ -102,7 +103,7 @@ def table(results: list[dict], a: argparse.Namespace) -> str:
     fixed = " ".join(f"`{s}`" for s in a.set) or "none"
     return "\n".join([
         f"### {a.key} sweep: faces ({date.today()}, commit {commit()})", "",
-        f"Machine: {machine()}", f"Command: `python -m bench.sweep {' '.join(sys.argv[1:])}`",
+        f"Machine: {machine()}", f"Command: `python -m bench.sweep {shlex.join(sys.argv[1:])}`",
         "",
         f"params.yaml defaults with {fixed}, training seed {a.seed}, one model per value and "
         "kind, scored by the evaluate stage's code on the default test split (id columns: "
