@@ -115,6 +115,11 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
     curves = _bench(tmp_path, "bench.curves", *runs, "--names", "a,b")
     rows = [ln for ln in curves.splitlines() if ln.startswith("| 4 |")]
     assert len(rows) == 1 and all(float(c) > 0 for c in rows[0].strip("|").split("|")[1:]), curves
+    # bench.latent_probe reads a factor from a trained checkpoint's features and code.
+    probe = _bench(tmp_path, "bench.latent_probe", f"{runs[0]}/model.pt", "--data", str(data))
+    row = next(ln for ln in probe.splitlines() if ln.startswith(f"| {runs[0]}/model.pt"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "step 4" and all(-1 <= float(c) <= 1 for c in cells[2:5]), probe
 
 
 def test_cpu_bench_writes_a_row_per_model_and_variant(tmp_path):
@@ -176,6 +181,7 @@ def test_each_ablation_configuration_is_expressible_in_params():
     for config, sets in OVERRIDES.items():
         t = load_params(REPO / "params.yaml", sets).train
         assert tuple(t.seeds) == (0, 1, 2), config
+        assert t.init == "torch", config  # as the committed tables were trained
         got[config] = (tuple(t.odd_factors["faces"]), t.kind_mix)
     paper_mix = {"azimuth": 1.0, "elevation": 1.0, "light_azimuth": 1.0, "intrinsic": 10.0}
     assert got == {"paper-method": ((), paper_mix), "paper-encoder": ((), None),
