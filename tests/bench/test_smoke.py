@@ -123,10 +123,16 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
 
 
 def test_cpu_bench_writes_a_row_per_model_and_variant(tmp_path):
+    from core.device import cpu_has_bf16
+
+    # Emulated bf16 (no avx512_bf16 or AMX) made this smoke run exceed its 600 s on an AMD EPYC
+    # without AVX-512 (2026-12-03); its bf16 row is run only where the CPU computes in bf16
+    # (bf16 autocast itself: tests/train/test_model.py).
+    variants = ["contiguous", "channels-last"] + (["bf16"] if cpu_has_bf16() else [])
     text = _bench(tmp_path, "bench.cpu", "--models", "default", "--variants",
-                  "contiguous,channels-last,bf16", "--steps", "1", "--rounds", "1")
+                  ",".join(variants), "--steps", "1", "--rounds", "1")
     rows = [line for line in text.splitlines() if line.startswith("| default")]
-    assert [r.split(" | ")[1] for r in rows] == ["contiguous", "channels-last", "bf16"], text
+    assert [r.split(" | ")[1] for r in rows] == variants, text
     assert "Peak (best 2048^2 matmul): fp32 " in text and "of fp32" in text, text
 
 
