@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import statistics
 import sys
 import time
@@ -126,7 +127,11 @@ def main() -> None:
         if v not in ("contiguous", "channels-last", "bf16", "compile"):
             ap.error(f"--variants: unknown variant {v!r}")
     bf16_native = cpu_has_bf16()
-    peak = {"fp32": peak_gflops(torch.float32), "bf16": peak_gflops(torch.bfloat16)}
+    # Without bf16 instructions torch emulates bf16 matmuls, far slower than fp32 (the table says
+    # by how much): a 512^2 product measures that rate in seconds where 2048^2 took minutes.
+    peak = {"fp32": peak_gflops(torch.float32)}
+    if "bf16" in variants:
+        peak["bf16"] = peak_gflops(torch.bfloat16, n=2048 if bf16_native else 512)
     rows = []
     for m in models:
         cfg = configs[m]
@@ -148,9 +153,11 @@ def main() -> None:
              f"commit {commit()})", "",
              f"Machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} "
              f"thread(s); bf16 instructions (avx512_bf16/AMX): {'yes' if bf16_native else 'no'}",
-             f"Command: `python -m bench.cpu {' '.join(sys.argv[1:])}`", "",
-             f"Peak (best 2048^2 matmul): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 "
-             f"{peak['bf16']:.0f} GFLOP/s. Step: {BATCH} images, median of {a.steps} after 2 "
+             f"Command: `python -m bench.cpu {shlex.join(sys.argv[1:])}`", "",
+             f"Peak (best 2048^2 matmul): fp32 {peak['fp32']:.0f} GFLOP/s"
+             + (f", bf16 {peak['bf16']:.0f} GFLOP/s"
+                + ("" if bf16_native else " (emulated, 512^2)") if "bf16" in peak else "")
+             + f". Step: {BATCH} images, median of {a.steps} after 2 "
              f"warm-ups, {a.rounds} alternating rounds.", "",
              f"| model | variant | img/s | vs {variants[0]} | GFLOP/image (fwd+bwd) | "
              "fraction of peak | every round |", "|---|---|---|---|---|---|---|", *rows, ""]

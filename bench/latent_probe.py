@@ -14,6 +14,7 @@ latent r means the information is there and the latent carries something else.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def main() -> None:
             f"r: the {a.factor} latent", f"sd of the {a.factor} latent"]
     lines = [f"### latent probe: {a.factor} (analysis, not a timing)", "",
              f"Machine: {machine()}", f"Command: `python -m bench.latent_probe "
-             f"{' '.join(str(c) for c in a.checkpoints)} --factor {a.factor}`", "",
+             f"{shlex.join([*map(str, a.checkpoints), '--factor', a.factor])}`", "",
              f"On the {a.factor} minibatches of {a.data}: ridge fitted on train, r on test.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += [probe(p, a.factor, a.data) for p in a.checkpoints]

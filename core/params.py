@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from core.config import ParamsError, build, set_dotted, to_dict
-from core.vocab import DATASETS, FACTOR_LIMITS, FACTORS, INTRINSIC, SPLITS
+from core.vocab import DATASETS, FACTOR_LIMITS, FACTORS, INTRINSIC, SPLITS, InitScheme
 
 
 def _check_range(key: str, name: str, lo_hi: tuple[float, float], allow_point: bool) -> None:
@@ -283,7 +283,7 @@ class TrainConfig:
     kl_weight: float = 1.0
     # Weight init: torch (PyTorch's default = Torch7's, the original code's) | kaiming (He et
     # al. 2015, keeps the signal's scale through the layers; train/model.py init_weights).
-    init: Literal["torch", "kaiming"] = "torch"
+    init: InitScheme = "torch"
     # Not in the paper: an extrinsic minibatch's active latent learns only from what differs
     # within the minibatch (its factor), not through its batch mean as one more identity
     # channel (train/clamp.py; README "Method notes").

@@ -4,6 +4,7 @@ factors are circular, and where a trained model lives. Every stage names things 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -17,6 +18,9 @@ SPLITS = ("train", "test")
 GRID_SPLITS = ("test",)
 DATASETS = ("faces", "chairs")
 MODELS = ("dcign", "baseline")  # clamped DC-IGN; the same network trained as a plain VAE
+# Weight-init schemes (train.init; train/model.py init_weights says what each draws).
+InitScheme = Literal["torch", "kaiming"]
+INITS: tuple[str, ...] = get_args(InitScheme)
 MODEL_LABELS = {"dcign": "DC-IGN", "baseline": "baseline (plain VAE)"}  # in plots and tables
 # Elevation beyond +-89 degrees puts the camera on the vertical axis, where "up" is undefined.
 FACTOR_LIMITS = {"azimuth": (-360.0, 360.0), "elevation": (-89.0, 89.0),

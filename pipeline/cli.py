@@ -171,28 +171,34 @@ def inspect(path: str, out_png: str | None, rows: int, cols: int) -> None:
 @main.command()
 @dataset_arg
 @params_options
-@click.option("--model", "model_kind", type=click.Choice(MODELS), required=True,
-              help="dcign = clamped training (the paper); baseline = the same net as a plain VAE.")
+@click.option("--model", "model_kinds", type=click.Choice(MODELS), required=True, multiple=True,
+              help="dcign = clamped training (the paper); baseline = the same net as a plain VAE."
+                   " Repeat to train several.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="Shards folder with train/ and test/ (default data/DATASET).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
               help="Training seed (default: the first of train.seeds).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default models/DATASET-MODEL/seed-SEED).")
+              help="Output folder of a single --model (default models/DATASET-MODEL/seed-SEED).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Models trained at once, one process each, sharing the cores (train/lanes.py).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @progress_option
 @user_errors
-def train(dataset: str, params_path: str, overrides: tuple[str, ...], model_kind: str,
-          seed: int | None, data_dir: str | None, out_dir: str | None, resume: bool,
-          progress: bool) -> None:
-    """Fit DC-IGN or the entangled baseline on DATASET's shards."""
-    from train.fit import fit
+def train(dataset: str, params_path: str, overrides: tuple[str, ...],
+          model_kinds: tuple[str, ...], seed: int | None, data_dir: str | None,
+          out_dir: str | None, jobs: int, resume: bool, progress: bool) -> None:
+    """Fit DC-IGN and/or the entangled baseline on DATASET's shards."""
+    from train.lanes import Lane, fit_lanes
 
+    kinds = list(dict.fromkeys(model_kinds))  # each model once, in the order given
+    if out_dir is not None and len(kinds) > 1:
+        raise click.UsageError("--out names one model's folder; give a single --model with it")
     params = get_params(params_path, overrides)
     seed = params.train.seeds[0] if seed is None else seed
-    fit(params, dataset, Path(data_dir or f"data/{dataset}"),
-        Path(out_dir or model_dir("models", dataset, model_kind, seed)), model_kind=model_kind,
-        seed=seed, resume=resume, progress=progress)
+    lanes = [Lane(k, seed, Path(out_dir or model_dir("models", dataset, k, seed))) for k in kinds]
+    fit_lanes(params, dataset, Path(data_dir or f"data/{dataset}"), lanes, jobs=jobs,
+              resume=resume, progress=progress)
 
 
 @main.command()

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.vocab import INITS
 from train.clamp import DEFAULT_INVARIANCE_SCALE, LatentAssignment, clamp_latents
 
 ENC_KERNEL = 5
@@ -369,9 +370,6 @@ def _summary_line(label: str, t: Tensor) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # Initialisation
-
-INITS = ("torch", "kaiming")
-
 
 def init_weights(model: DCIGN, scheme: str) -> None:
     """Draw the weights again, from torch's global RNG, under ``scheme`` (train.init).

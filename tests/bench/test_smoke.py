@@ -120,6 +120,23 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
     row = next(ln for ln in probe.splitlines() if ln.startswith(f"| {runs[0]}/model.pt"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "step 4" and all(-1 <= float(c) <= 1 for c in cells[2:5]), probe
+    # bench.identity_curve scores retrieval at each chunk, then the finished model in full.
+    sets = [arg for s in tiny for arg in ("--set", s)]
+    cmd = ["--name", "tiny", "--steps", "4", "--every", "2", "--data", str(data), "--root",
+           str(tmp_path / "id"), *sets]
+    r = subprocess.run([sys.executable, "-m", "bench.identity_curve", *cmd], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    curve = json.loads((tmp_path / "id" / "tiny" / "curve.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [2, 4]
+    assert all(0 <= p["grid"] <= 1 and 0 <= p["intrinsic_train"] <= 1 for p in curve["points"])
+    assert "identity_retrieval" in curve["final"]
+    table = _bench(tmp_path, "bench.identity_curve", "--table", "tiny", "--root",
+                   str(tmp_path / "id"))
+    assert "| 4 |" in table and "At step 4, scored as the evaluate stage does" in table, table
+    # bench.lanes times the pair one after the other and as lanes.
+    lanes = _bench(tmp_path, "bench.lanes", "--steps", "2", "--rounds", "1", "--data", str(data))
+    assert "| one after the other |" in lanes and "| lanes (--jobs 2) |" in lanes, lanes
 
 
 def test_cpu_bench_writes_a_row_per_model_and_variant(tmp_path):

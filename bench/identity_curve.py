@@ -1,0 +1,169 @@
+"""How fast a faces model learns identity: reconstruction retrieval step by step.
+
+    python -m bench.identity_curve --name NAME [--set KEY=VALUE ...] [--model dcign]
+                                   [--steps 3000] [--every 400] [--seed 0] [--threads 1]
+                                   [--data data/faces] [--root bench/out/identity]
+    python -m bench.identity_curve --table NAME [NAME ...] [--root ...] [--out bench/RESULTS.md]
+
+Trains one model (params.yaml + every `--set`, `train.steps.faces` = --steps) in chunks of
+--every steps (`fit(stop_after=...)`, which resumes to the same weights as an unbroken run) and
+after each chunk scores the checkpoint on what part 4 of issue 13 asks of identity:
+
+- `grid`: the evaluate stage's reconstruction retrieval (a test identity's reconstruction is
+  nearest its own image among the 40 test identities at that view), mean over the factors' grids;
+- `intrinsic_test` / `intrinsic_train`: the same within intrinsic minibatches (20 identities at
+  one view; chance 1/20), on test and on training identities: a gap between them is
+  generalisation, a low training figure is underfitting;
+- `test_mse` on the test grids, and the identity-free oracle's MSE there for scale.
+
+The finished model is then scored as the evaluate stage scores it (`score_model`), into
+curve.json's "final".
+
+Points go to --root/NAME/curve.json as they come (a rerun continues). `--table` prints one
+Markdown table per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from bench import publish
+from bench.render import machine
+from bench.train import commit
+from core.atomic import write_text
+from core.device import choose_device
+from core.params import load_params
+from evaluate import metrics as M
+from evaluate.data import Batches, decode, encode
+from evaluate.stage import LoadedModel, eval_inputs, leave_one_out_mean, score_model
+from train import checkpoint
+from train.fit import fit
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "faces"
+
+
+def in_batch_retrieval(model, batches: Batches, device) -> float:
+    """Mean over minibatches of top-1 retrieval of each reconstruction among its batch's images."""
+    recon = decode(model, encode(model, batches.images, device), device)
+    truth = batches.images.astype(np.float32) / 255
+    labels = np.arange(truth.shape[1])
+    return float(np.mean([M.top1_retrieval(recon[i], truth[i], labels)
+                          for i in range(len(truth))]))
+
+
+def score(model, inp, device) -> dict:
+    grid_r, grid_mse, oracle = [], [], []
+    for g in inp.grids.values():
+        truth = g.images.astype(np.float32) / 255  # (n, B, C, H, W)
+        recon = decode(model, encode(model, g.images, device), device)
+        labels = np.arange(len(truth))
+        grid_r.append(np.mean([M.top1_retrieval(recon[:, b], truth[:, b], labels)
+                               for b in range(truth.shape[1])]))
+        grid_mse.append(float(np.mean((recon - truth) ** 2)))
+        oracle.append(float(np.mean([np.mean((leave_one_out_mean(truth[:, b]) - truth[:, b]) ** 2)
+                                     for b in range(truth.shape[1])])))
+    return {"grid": float(np.mean(grid_r)),
+            "intrinsic_test": in_batch_retrieval(model, inp.test.of_kind("intrinsic"), device),
+            "intrinsic_train": in_batch_retrieval(model, inp.train.of_kind("intrinsic"), device),
+            "test_mse": float(np.mean(grid_mse)), "oracle_mse": float(np.mean(oracle))}
+
+
+def run(a: argparse.Namespace) -> None:
+    out = Path(a.root) / a.name
+    curve_path = out / "curve.json"
+    record = json.loads(curve_path.read_text()) if curve_path.is_file() else {
+        "name": a.name, "model": a.model, "seed": a.seed,
+        "command": "python -m bench.identity_curve " + shlex.join(sys.argv[1:]),
+        "sets": a.set, "points": []}
+    over = [*a.set, f"train.steps.{DATASET}={a.steps}", f"train.threads={a.threads}",
+            f"train.seeds=[{a.seed}]"]
+    params = load_params(REPO / "params.yaml", over)
+    inp = eval_inputs(params, DATASET, Path(a.data))
+    device = choose_device("cpu")
+    done = {p["step"] for p in record["points"]}
+    step = max(done, default=0)
+    t0 = time.perf_counter()
+    while step < a.steps:
+        chunk = min(a.every, a.steps - step)
+        fit(params, DATASET, Path(a.data), out / "run", model_kind=a.model, seed=a.seed,
+            resume=True, progress=False, stop_after=chunk)
+        step += chunk
+        ckpt = out / "run" / ("model.pt" if step >= a.steps else "partial/last.pt")
+        net, _ = checkpoint.load_model(ckpt)
+        net.eval()
+        point = {"step": step, "seconds": round(time.perf_counter() - t0, 1),
+                 **score(net, inp, device)}
+        record["points"].append(point)
+        write_text(curve_path, json.dumps(record, indent=2) + "\n")
+        print(json.dumps(point), flush=True)
+    if "final" not in record:  # the finished model, scored as the evaluate stage scores it
+        net, ckpt = checkpoint.load_model(out / "run" / "model.pt")
+        lm = LoadedModel(a.model, net, checkpoint.assignment_of(ckpt), out / "run" / "model.pt")
+        record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
+                                            inp.pairs, inp.refs, params, device)
+        record["reference"] = inp.refs
+        write_text(curve_path, json.dumps(record, indent=2) + "\n")
+
+
+def table(names: list[str], root: Path) -> str:
+    parts = []
+    for name in names:
+        r = json.loads((root / name / "curve.json").read_text())
+        lines = [f"`{name}` ({r['model']}, seed {r['seed']}; `{r['command']}`)", "",
+                 "| step | retrieval, 40 test ids (grid) | in-batch, test | in-batch, train "
+                 "| grid MSE | oracle MSE |", "|---|---|---|---|---|---|"]
+        lines += [f"| {p['step']} | {p['grid']:.3f} | {p['intrinsic_test']:.3f} | "
+                  f"{p['intrinsic_train']:.3f} | {p['test_mse']:.4f} | {p['oracle_mse']:.4f} |"
+                  for p in r["points"]]
+        if "final" in r:
+            m = r["final"]
+            fs = list(m["equivariance"])
+            copy = r["reference"]["novel_view_copy_mse"]
+            lines += ["", f"At step {r['points'][-1]['step']}, scored as the evaluate stage does: "
+                      f"test MSE {m['test_mse']:.4f}; |r| "
+                      + " / ".join(f"{m['equivariance'][f]:.2f}" for f in fs)
+                      + "; novel view / oracle "
+                      + " / ".join(f"{m['novel_view_vs_oracle'][f]:.2f}" for f in fs)
+                      + "; novel view / copy "
+                      + " / ".join(f"{m['novel_view_mse'][f] / copy[f]:.2f}" for f in fs)
+                      + "; reconstruction identity retrieval "
+                      + " / ".join(f"{m['identity_retrieval']['reconstruction'][f]:.2f}"
+                                   for f in fs) + f" ({' / '.join(fs)})."]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--name")
+    ap.add_argument("--table", nargs="+")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--model", default="dcign")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--every", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data", default=str(REPO / "data" / DATASET))
+    ap.add_argument("--root", default=str(REPO / "bench" / "out" / "identity"))
+    ap.add_argument("--out")
+    a = ap.parse_args(argv)
+    if a.table:
+        publish(f"Identity learning curves ({date.today()}, {machine()}, commit {commit()})\n\n"
+                + table(a.table, Path(a.root)), a.out)
+        return
+    if not a.name:
+        ap.error("--name is required to train (or --table to print)")
+    run(a)
+
+
+if __name__ == "__main__":
+    main()
