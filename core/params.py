@@ -291,7 +291,9 @@ class TrainConfig:
     lr: float = 5e-4  # paper: 5e-4
     betas: tuple[float, float] = (0.9, 0.99)
     minibatches_per_step: int = 1  # G; 1 = the paper
-    kind_mix: dict[str, float] | None = None  # null = in proportion to the rendered batch counts
+    # Per dataset, the share of each minibatch kind in the training stream (train/data.py);
+    # a missing or null entry = in proportion to the rendered batch counts.
+    kind_mix: dict[str, dict[str, float] | None] = field(default_factory=dict)
     # Per dataset, factors whose latent the encoder makes odd under a horizontal image flip
     # (ModelConfig.odd_latents). Not in the paper (which has none), like the default run's sizes.
     odd_factors: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -317,6 +319,10 @@ class TrainConfig:
             raise ParamsError(f"train.steps.{dataset}",
                               f"missing: train.steps lists only {sorted(self.steps)}")
         return self.steps[dataset]
+
+    def mix_for(self, dataset: str) -> dict[str, float] | None:
+        """The kind mix of `dataset`'s training stream (None: the rendered batch counts)."""
+        return (self.kind_mix or {}).get(dataset)
 
     def check(self, key: str) -> None:
         steps = self.steps if isinstance(self.steps, dict) else {"": self.steps}
@@ -351,12 +357,19 @@ class TrainConfig:
             if ds not in DATASETS:
                 raise ParamsError(f"{key}.odd_factors.{ds}",
                                   f"unknown dataset (expected {DATASETS})")
-        if self.kind_mix is not None:
-            for k, w in self.kind_mix.items():
+        for ds, mix in (self.kind_mix or {}).items():
+            if ds not in DATASETS:
+                raise ParamsError(f"{key}.kind_mix.{ds}", f"unknown dataset (expected {DATASETS};"
+                                  f" the mix is per dataset: {key}.kind_mix.faces = "
+                                  "{azimuth: 1, ...})")
+            if mix is None:
+                continue
+            for k, w in mix.items():
                 if w < 0:
-                    raise ParamsError(f"{key}.kind_mix.{k}", f"expected a weight >= 0, got {w}")
-            if sum(self.kind_mix.values()) <= 0:
-                raise ParamsError(f"{key}.kind_mix", "expected at least one positive weight")
+                    raise ParamsError(f"{key}.kind_mix.{ds}.{k}",
+                                      f"expected a weight >= 0, got {w}")
+            if sum(mix.values()) <= 0:
+                raise ParamsError(f"{key}.kind_mix.{ds}", "expected at least one positive weight")
 
 
 @dataclass(frozen=True)

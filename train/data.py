@@ -26,8 +26,8 @@ def kind_weights(index: SplitIndex, mix: dict[str, float] | None) -> np.ndarray:
     else:
         unknown = sorted(set(mix) - set(index.kinds))
         if unknown:
-            raise ValueError(f"params key 'train.kind_mix': kinds {unknown} are not in this "
-                             f"dataset (its kinds: {list(index.kinds)})")
+            raise ValueError(f"params key 'train.kind_mix.{index.dataset}': kinds {unknown} are "
+                             f"not in this dataset (its kinds: {list(index.kinds)})")
         w = np.array([float(mix.get(k, 0.0)) for k in index.kinds])
     for k, wk in zip(index.kinds, w):
         if wk > 0 and index.count(k) == 0:

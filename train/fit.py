@@ -288,7 +288,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         net = torch.compile(net)
     amp = bf16_autocast(device, t.amp)  # bf16 where the hardware computes in it
 
-    train_ds = MinibatchStream(train_idx, seed, t.kind_mix)
+    train_ds = MinibatchStream(train_idx, seed, t.mix_for(dataset))
     loader = make_loader(train_ds, start=start, stop=stop, group=t.minibatches_per_step,
                          rank=rank, world=world, workers=t.loader_workers, pin_memory=cuda)
     evaluate, live = None, None

@@ -205,7 +205,7 @@ def test_each_ablation_configuration_is_expressible_in_params():
         t = load_params(REPO / "params.yaml", sets).train
         assert tuple(t.seeds) == (0, 1, 2), config
         assert t.init == "torch", config  # as the committed tables were trained
-        got[config] = (tuple(t.odd_factors["faces"]), t.kind_mix)
+        got[config] = (tuple(t.odd_factors["faces"]), t.mix_for("faces"))
     paper_mix = {"azimuth": 1.0, "elevation": 1.0, "light_azimuth": 1.0, "intrinsic": 10.0}
     assert got == {"paper-method": ((), paper_mix), "paper-encoder": ((), None),
                    "flip-odd": (("azimuth", "light_azimuth"), None)}

@@ -36,7 +36,7 @@ def test_stream_follows_the_kind_mix(faces) -> None:
     assert {index.kinds[only.locate(i)[0]] for i in range(40)} == {"light_azimuth"}
     # Default: in proportion to the stored counts (2 : 1 : 1 : 3).
     np.testing.assert_allclose(kind_weights(index, None), np.array([2, 1, 1, 3]) / 7)
-    with pytest.raises(ValueError, match=r"'train.kind_mix': kinds \['pose'\] are not"):
+    with pytest.raises(ValueError, match=r"'train.kind_mix.faces': kinds \['pose'\] are not"):
         kind_weights(index, {"pose": 1.0})
 
 

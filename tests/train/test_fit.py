@@ -323,7 +323,7 @@ def test_ddp_step_with_the_clamp_on_equals_one_process_step(tmp_path: Path) -> N
 DISENTANGLE_SEED = 1
 DISENTANGLE_TRAIN = dict(steps=2000, latent_dim=4, enc_channels=[32, 32, 32],
                          dec_channels=[16, 8, 8], lr=1e-3, clamp_scale=0.01,
-                         kind_mix={"azimuth": 3, "light_azimuth": 1, "intrinsic": 1},
+                         kind_mix={"faces": {"azimuth": 3, "light_azimuth": 1, "intrinsic": 1}},
                          log_every=100, eval_every=2000,
                          # The paper's plain encoder: this test isolates the clamp.
                          odd_factors={},
