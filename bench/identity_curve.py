@@ -17,7 +17,7 @@ after each chunk scores the checkpoint on what part 4 of issue 13 asks of identi
 - `test_mse` on the test grids, and the identity-free oracle's MSE there for scale.
 
 The finished model is then scored as the evaluate stage scores it (`score_model`), into
-curve.json's "final".
+curve.json's "final". A rerun with more --steps extends the run (and rescores its end).
 
 Points go to --root/NAME/curve.json as they come (a rerun continues). `--table` prints one
 Markdown table per run.
@@ -105,12 +105,12 @@ def run(a: argparse.Namespace) -> None:
         record["points"].append(point)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         print(json.dumps(point), flush=True)
-    if "final" not in record:  # the finished model, scored as the evaluate stage scores it
+    if record.get("final_step") != step:  # the finished model, scored as the stage scores it
         net, ckpt = checkpoint.load_model(out / "run" / "model.pt")
         lm = LoadedModel(a.model, net, checkpoint.assignment_of(ckpt), out / "run" / "model.pt")
         record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
                                             inp.pairs, inp.refs, params, device)
-        record["reference"] = inp.refs
+        record["reference"], record["final_step"] = inp.refs, step
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
 
 
@@ -128,7 +128,7 @@ def table(names: list[str], root: Path) -> str:
             m = r["final"]
             fs = list(m["equivariance"])
             copy = r["reference"]["novel_view_copy_mse"]
-            lines += ["", f"At step {r['points'][-1]['step']}, scored as the evaluate stage does: "
+            lines += ["", f"At step {r['final_step']}, scored as the evaluate stage does: "
                       f"test MSE {m['test_mse']:.4f}; |r| "
                       + " / ".join(f"{m['equivariance'][f]:.2f}" for f in fs)
                       + "; novel view / oracle "
@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     if a.table:
-        publish(f"Identity learning curves ({date.today()}, {machine()}, commit {commit()})\n\n"
-                + table(a.table, Path(a.root)), a.out)
+        publish(f"### Identity learning curves ({date.today()}, {machine()}; table printed at "
+                f"commit {commit()})\n\n" + table(a.table, Path(a.root)), a.out)
         return
     if not a.name:
         ap.error("--name is required to train (or --table to print)")
