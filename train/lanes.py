@@ -9,6 +9,7 @@ thread count; lanes only decide how the cores are shared.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +42,19 @@ def lane_threads(params: Params, jobs: int) -> int:
     return params.train.threads or max(1, cores() // jobs)
 
 
+def _child_logging(level: int, fmt: str | None) -> None:
+    """A spawned lane logs as its parent does (its progress lines under --no-progress)."""
+    logging.basicConfig(level=level, format=fmt, force=True)
+    for name in ("OpenGL", "dvclive", "matplotlib", "h5py", "PIL"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _parent_logging() -> tuple[int, str | None]:
+    root = logging.getLogger()
+    fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
+    return root.level, fmt
+
+
 def _run(params: Params, dataset: str, data_dir: Path, lane: Lane, resume: bool,
          progress: bool) -> FitResult:
     return fit(params, dataset, data_dir, lane.out_dir, model_kind=lane.model_kind,
@@ -56,6 +70,9 @@ def fit_lanes(params: Params, dataset: str, data_dir: str | Path, lanes: list[La
     """
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    if jobs > 1 and len(lanes) > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--jobs > 1 under a distributed launch (WORLD_SIZE > 1): each lane "
+                         "would join the process group; launch one model per torchrun instead")
     data_dir = Path(data_dir)
     if jobs == 1 or len(lanes) == 1:
         return [_run(params, dataset, data_dir, lane, resume, progress) for lane in lanes]
@@ -63,7 +80,8 @@ def fit_lanes(params: Params, dataset: str, data_dir: str | Path, lanes: list[La
     train = dataclasses.replace(params.train, threads=lane_threads(params, jobs))
     lane_params = dataclasses.replace(params, train=train)
     # spawn: a forked child would inherit torch's thread pools and any CUDA state of the parent.
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_child_logging, initargs=_parent_logging()) as pool:
         futures = [pool.submit(_run, lane_params, dataset, data_dir, lane, resume, progress)
                    for lane in lanes]
         return [f.result() for f in futures]

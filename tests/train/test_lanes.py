@@ -53,6 +53,15 @@ def test_a_lanes_error_reaches_the_caller(faces, tmp_path: Path) -> None:
         fit_lanes(make_params(data, steps=2), "faces", shards, lanes, jobs=0)
 
 
+def test_lanes_refuse_a_distributed_launch(faces, tmp_path: Path, monkeypatch) -> None:
+    data, shards = faces
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    lanes = [Lane("dcign", 0, tmp_path / "a"), Lane("baseline", 0, tmp_path / "b")]
+    with pytest.raises(ValueError, match="WORLD_SIZE > 1"):
+        fit_lanes(make_params(data, steps=2), "faces", shards, lanes, jobs=2, progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_lanes_share_the_cores_unless_threads_is_set(faces) -> None:
     data, _ = faces
     assert lane_threads(make_params(data, threads=3), 2) == 3
@@ -71,6 +80,9 @@ def test_the_cli_trains_both_models_in_one_call(faces, tmp_path: Path) -> None:
                        cwd=tmp_path, capture_output=True, text=True, timeout=600,
                        env={"PYTHONPATH": str(REPO), "PATH": str(Path(sys.executable).parent)})
     assert r.returncode == 0, r.stderr
+    # Each lane logs its own lines (spawned processes start without the parent's logging).
+    for kind in ("dcign", "baseline"):
+        assert f"dcign: train faces-{kind}: step 3/3" in r.stderr, r.stderr
     for kind in ("dcign", "baseline"):
         assert checkpoint.read(tmp_path / "models" / f"faces-{kind}" / "seed-0" / "model.pt")
     bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "faces", "--params",
