@@ -7,9 +7,19 @@ which reads well in CI logs where a redrawn bar becomes thousands of carriage re
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 log = logging.getLogger("dcign")
+
+
+def configure_logging(level: int) -> None:
+    """The CLI's log format on stderr; set again in each process a stage spawns (train/lanes.py),
+    which starts without its parent's handlers."""
+    logging.basicConfig(level=level, format="dcign: %(message)s", stream=sys.stderr, force=True)
+    # Third-party chatter ("No OpenGL_accelerate module", dvclive's git hints) is not ours.
+    for name in ("OpenGL", "dvclive", "matplotlib", "h5py", "PIL"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class LineProgress:

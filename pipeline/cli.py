@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import click
 from core.atomic import machine_error
 from core.config import ParamsError
 from core.params import Params, load_params
+from core.progress import configure_logging
 from core.vocab import DATASETS, MODELS, model_dir
 
 log = logging.getLogger("dcign")
@@ -29,11 +29,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, FileNotFoundError, 
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="dcign: %(message)s", stream=sys.stderr, force=True)
-    # Third-party chatter ("No OpenGL_accelerate module", dvclive's git hints) is not ours.
-    for name in ("OpenGL", "dvclive", "matplotlib", "h5py", "PIL"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.params import Params
+from core.progress import configure_logging
 from train.fit import FitResult, fit
 
 
@@ -40,19 +41,6 @@ def cores() -> int:
 def lane_threads(params: Params, jobs: int) -> int:
     """Torch threads per lane: train.threads if set, else this machine's cores shared evenly."""
     return params.train.threads or max(1, cores() // jobs)
-
-
-def _child_logging(level: int, fmt: str | None) -> None:
-    """A spawned lane logs as its parent does (its progress lines under --no-progress)."""
-    logging.basicConfig(level=level, format=fmt, force=True)
-    for name in ("OpenGL", "dvclive", "matplotlib", "h5py", "PIL"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _parent_logging() -> tuple[int, str | None]:
-    root = logging.getLogger()
-    fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
-    return root.level, fmt
 
 
 def _run(params: Params, dataset: str, data_dir: Path, lane: Lane, resume: bool,
@@ -81,7 +69,8 @@ def fit_lanes(params: Params, dataset: str, data_dir: str | Path, lanes: list[La
     lane_params = dataclasses.replace(params, train=train)
     # spawn: a forked child would inherit torch's thread pools and any CUDA state of the parent.
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_child_logging, initargs=_parent_logging()) as pool:
+                             initializer=configure_logging,
+                             initargs=(logging.getLogger().level,)) as pool:
         futures = [pool.submit(_run, lane_params, dataset, data_dir, lane, resume, progress)
                    for lane in lanes]
         return [f.result() for f in futures]
