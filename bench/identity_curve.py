@@ -60,8 +60,18 @@ def in_batch_retrieval(model, batches: Batches, device) -> float:
                           for i in range(len(truth))]))
 
 
+def grid_oracle_mse(inp) -> float:
+    """The identity-free oracle's MSE over every test-grid view (data only: computed once)."""
+    per_grid = []
+    for g in inp.grids.values():
+        truth = g.images.astype(np.float32) / 255  # (n, B, C, H, W)
+        per_grid.append(np.mean([np.mean((leave_one_out_mean(truth[:, b]) - truth[:, b]) ** 2)
+                                 for b in range(truth.shape[1])]))
+    return float(np.mean(per_grid))
+
+
 def score(model, inp, device) -> dict:
-    grid_r, grid_mse, oracle = [], [], []
+    grid_r, grid_mse = [], []
     for g in inp.grids.values():
         truth = g.images.astype(np.float32) / 255  # (n, B, C, H, W)
         recon = decode(model, encode(model, g.images, device), device)
@@ -69,12 +79,10 @@ def score(model, inp, device) -> dict:
         grid_r.append(np.mean([M.top1_retrieval(recon[:, b], truth[:, b], labels)
                                for b in range(truth.shape[1])]))
         grid_mse.append(float(np.mean((recon - truth) ** 2)))
-        oracle.append(float(np.mean([np.mean((leave_one_out_mean(truth[:, b]) - truth[:, b]) ** 2)
-                                     for b in range(truth.shape[1])])))
     return {"grid": float(np.mean(grid_r)),
             "intrinsic_test": in_batch_retrieval(model, inp.test.of_kind("intrinsic"), device),
             "intrinsic_train": in_batch_retrieval(model, inp.train.of_kind("intrinsic"), device),
-            "test_mse": float(np.mean(grid_mse)), "oracle_mse": float(np.mean(oracle))}
+            "test_mse": float(np.mean(grid_mse))}
 
 
 def run(a: argparse.Namespace) -> None:
@@ -89,8 +97,8 @@ def run(a: argparse.Namespace) -> None:
     params = load_params(REPO / "params.yaml", over)
     inp = eval_inputs(params, DATASET, Path(a.data))
     device = choose_device("cpu")
-    done = {p["step"] for p in record["points"]}
-    step = max(done, default=0)
+    step = max((p["step"] for p in record["points"]), default=0)
+    oracle = grid_oracle_mse(inp)
     t0 = time.perf_counter()
     while step < a.steps:
         chunk = min(a.every, a.steps - step)
@@ -101,7 +109,7 @@ def run(a: argparse.Namespace) -> None:
         net, _ = checkpoint.load_model(ckpt)
         net.eval()
         point = {"step": step, "seconds": round(time.perf_counter() - t0, 1),
-                 **score(net, inp, device)}
+                 **score(net, inp, device), "oracle_mse": oracle}
         record["points"].append(point)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         print(json.dumps(point), flush=True)
