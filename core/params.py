@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from core.config import ParamsError, build, set_dotted, to_dict
-from core.vocab import DATASETS, FACTOR_LIMITS, FACTORS, INTRINSIC, SPLITS, InitScheme
+from core.vocab import DATASETS, FACTOR_LIMITS, FACTORS, INTRINSIC, SPLITS, InitScheme, LrSchedule
 
 
 def _check_range(key: str, name: str, lo_hi: tuple[float, float], allow_point: bool) -> None:
@@ -289,6 +289,9 @@ class TrainConfig:
     # channel (train/clamp.py; README "Method notes").
     center_extrinsic: bool = False
     lr: float = 5e-4  # paper: 5e-4
+    # constant (the paper) | cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr to 0 over
+    # the dataset's train.steps (Loshchilov & Hutter 2017).
+    lr_schedule: LrSchedule = "constant"
     betas: tuple[float, float] = (0.9, 0.99)
     minibatches_per_step: int = 1  # G; 1 = the paper
     # Per dataset, the share of each minibatch kind in the training stream (train/data.py);

@@ -21,6 +21,9 @@ MODELS = ("dcign", "baseline")  # clamped DC-IGN; the same network trained as a 
 # Weight-init schemes (train.init; train/model.py init_weights says what each draws).
 InitScheme = Literal["torch", "kaiming"]
 INITS: tuple[str, ...] = get_args(InitScheme)
+# Learning-rate schedules (train.lr_schedule; train/fit.py lr_at says what each does).
+LrSchedule = Literal["constant", "cosine"]
+LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 MODEL_LABELS = {"dcign": "DC-IGN", "baseline": "baseline (plain VAE)"}  # in plots and tables
 # Elevation beyond +-89 degrees puts the camera on the vertical axis, where "up" is undefined.
 FACTOR_LIMITS = {"azimuth": (-360.0, 360.0), "elevation": (-89.0, 89.0),

@@ -91,10 +91,24 @@ RESUME_MAY_CHANGE = ("steps", "checkpoint_every", "loader_workers", "threads")
 
 def _resumable(saved: dict, now: dict) -> bool:
     def core(record: dict) -> dict:
-        train = {k: v for k, v in record["train"].items() if k not in RESUME_MAY_CHANGE}
+        may_change = RESUME_MAY_CHANGE
+        if record["train"].get("lr_schedule", "constant") != "constant":
+            # A decaying lr is a function of the run's length: more steps change every lr.
+            may_change = tuple(k for k in may_change if k != "steps")
+        train = {k: v for k, v in record["train"].items() if k not in may_change}
         return {**record, "train": train}
 
     return core(saved) == core(now)
+
+
+def lr_at(lr: float, schedule: str, step: int, n_steps: int) -> float:
+    """The learning rate of update number `step` + 1 (0-based `step`) of an `n_steps` run:
+    constant, or cosine from lr at step 0 towards 0 at n_steps."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
+    raise ValueError(f"unknown train.lr_schedule {schedule!r}")
 
 
 def _truncate_curves(live_dir: Path, step: int) -> None:
@@ -314,6 +328,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         kinds = [train_idx.kinds[k] for k in batch["kind"].tolist()]
         noise = item_noise(seed, batch["item"], train_idx.batch_size,
                            t.latent_dim).to(device)
+        for group in opt.param_groups:  # a function of the step, so a resume needs no state
+            group["lr"] = lr_at(t.lr, t.lr_schedule, step, n_steps)
         opt.zero_grad(set_to_none=True)
         loss, ratio = backward_step(net, x, kinds, noise, model_kind=model_kind,
                                     assignment=assignment, clamp_scale=t.clamp_scale,

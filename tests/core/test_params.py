@@ -71,6 +71,7 @@ def test_override_changes_a_value():
         ("train.kl_weight=0", "train.kl_weight", "0 < kl_weight <= 1"),
         ("train.kl_weight=1.5", "train.kl_weight", "0 < kl_weight <= 1"),
         ("train.init=xavier", "train.init", "'torch' | 'kaiming'"),
+        ("train.lr_schedule=step", "train.lr_schedule", "'constant' | 'cosine'"),
         ("train.kind_mix.faces={azimuth: .nan}", "train.kind_mix.faces.azimuth", "finite"),
         ("train.kind_mix.faces={azimuth: -1}", "train.kind_mix.faces.azimuth", ">= 0"),
         ("train.kind_mix.faces={azimuth: 0}", "train.kind_mix.faces", "positive weight"),

@@ -4,6 +4,7 @@ process with twice the minibatches per step, and clamping gives DC-IGN an azimut
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from tests.train.conftest import make_params
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream
-from train.fit import FINAL, LAST, PARTIAL, fit, train_record
+from train.fit import FINAL, LAST, PARTIAL, fit, lr_at, train_record
 from train.model import DCIGN, ModelConfig, vae_loss
 from train.step import backward_step, seed_int
 
@@ -166,6 +167,35 @@ def test_resume_extends_a_finished_run_and_leaves_a_finished_one_alone(faces,
     with pytest.raises(ValueError, match=r"beyond train\.steps=5"):
         fit(make_params(data, steps=5), "faces", shards, extended, model_kind="dcign",
             progress=False, resume=True)
+
+
+def test_lr_at_is_constant_or_a_half_cosine_to_zero() -> None:
+    assert [lr_at(0.1, "constant", s, 10) for s in (0, 5, 9)] == [0.1, 0.1, 0.1]
+    cos = [lr_at(0.1, "cosine", s, 10) for s in range(10)]
+    assert cos[0] == 0.1 and cos[5] == pytest.approx(0.05) and 0 < cos[9] < 0.003
+    assert all(a > b for a, b in itertools.pairwise(cos))
+    with pytest.raises(ValueError, match=r"unknown train\.lr_schedule 'step'"):
+        lr_at(0.1, "step", 0, 10)
+
+
+def test_a_cosine_run_resumes_exactly_and_refuses_more_steps(faces, tmp_path: Path) -> None:
+    data, shards = faces
+    params = make_params(data, steps=12, lr_schedule="cosine")
+    straight, parts, const = tmp_path / "straight", tmp_path / "parts", tmp_path / "const"
+    fit(params, "faces", shards, straight, model_kind="dcign", progress=False)
+    fit(params, "faces", shards, parts, model_kind="dcign", progress=False, stop_after=5)
+    fit(params, "faces", shards, parts, model_kind="dcign", progress=False, resume=True)
+    assert_same_weights(straight / FINAL, parts / FINAL)
+    # The last update ran at the schedule's last lr; a constant run differs.
+    groups = checkpoint.read(straight / FINAL)["optimizer_state"]["param_groups"]
+    assert {g["lr"] for g in groups} == {lr_at(params.train.lr, "cosine", 11, 12)}
+    fit(make_params(data, steps=12), "faces", shards, const, model_kind="dcign", progress=False)
+    assert not torch.equal(weights(const / FINAL)["encoder.mu.weight"],
+                           weights(straight / FINAL)["encoder.mu.weight"])
+    # More steps would change every step's lr: extending a finished cosine run is refused.
+    with pytest.raises(ValueError, match="different train params or model; cannot resume"):
+        fit(make_params(data, steps=15, lr_schedule="cosine"), "faces", shards, straight,
+            model_kind="dcign", progress=False, resume=True)
 
 
 def test_without_resume_a_run_starts_over(faces, tmp_path: Path) -> None:
