@@ -3,11 +3,13 @@
     python -m bench.ablation [--results results/ablation] [--out FILE]
 
 Reads the evaluate stage's `metrics/<dataset>.json` of each configuration, as committed under
---results (`<config>/<dataset>.json`, each over n training seeds; README "Ablation" has the
-commands that made them), and prints one Markdown table per dataset: every metric of the
-evaluate stage as mean ± sample sd, per configuration and model, then for each configuration
-the clamp's effect (DC-IGN minus baseline) with the two-sided Welch t-test's p-value over the
-seeds, and the model-free references (copy, oracle, chance). Nothing is trained here.
+--results (`<config>/<dataset>.json`, each over n training seeds: results/ablation at today's
+defaults, results/ablation-previous-defaults before kaiming init, centring and kl_weight 0.1;
+README "Ablation" has the commands that made them), and prints one Markdown table per dataset:
+every metric of the evaluate stage as mean ± sample sd, per configuration and model, then for
+each configuration the clamp's effect (DC-IGN minus baseline) with the two-sided Welch t-test's
+p-value over the seeds, and the model-free references (copy, oracle, chance).
+Nothing is trained here.
 """
 
 from __future__ import annotations
@@ -23,25 +25,30 @@ from bench import publish
 from evaluate.report import _cell, _get, _reference, metric_keys
 
 REPO = Path(__file__).resolve().parents[1]
-# Configuration folder -> how the table names it. The paper's method is the plain encoder.
-CONFIGS = {"paper-method": "the paper's method: plain encoder, kind mix 1:1:1:10",
-           "paper-encoder": "plain encoder, default kind mix",
-           "flip-odd": "flip-odd encoder (our extension), default kind mix"}
 MODEL_NAMES = {"dcign": "DC-IGN", "baseline": "VAE"}
-# Each configuration's overrides of params.yaml (`dvc exp run -S ...` or `dcign train --set ...`;
+# Each result set (a folder under results/) -> its configurations: folder -> (how the table
+# names it, its overrides of params.yaml for `dvc exp run -S ...` or `dcign train --set ...`;
 # README "Ablation"). Clamp on/off is DC-IGN vs its baseline, trained in every configuration.
+# The paper's method is the plain encoder with the paper's kind mix.
+SEEDS = "train.seeds=[0,1,2]"
+PLAIN = "train.odd_factors.faces=[]"
 PAPER_KIND_MIX = "train.kind_mix.faces={azimuth: 1, elevation: 1, light_azimuth: 1, intrinsic: 10}"
-# The committed tables' other configurations drew kinds by the rendered batch counts.
+# The previous defaults drew kinds by the rendered batch counts, with PyTorch's default init,
+# the ELBO and no centring (before train.init, kl_weight 0.1 and center_extrinsic).
 COUNTS_MIX = "train.kind_mix.faces=null"
-# The committed tables were trained with PyTorch's default init, before train.init existed, and
-# with the ELBO and no centring, before kl_weight 0.1 and center_extrinsic became the defaults.
 OLD_DEFAULTS = ("train.init=torch", "train.kl_weight=1", "train.center_extrinsic=false")
-OVERRIDES = {
-    "paper-method": ("train.seeds=[0,1,2]", *OLD_DEFAULTS, "train.odd_factors.faces=[]",
-                     PAPER_KIND_MIX),
-    "paper-encoder": ("train.seeds=[0,1,2]", *OLD_DEFAULTS, "train.odd_factors.faces=[]",
-                      COUNTS_MIX),
-    "flip-odd": ("train.seeds=[0,1,2]", *OLD_DEFAULTS, COUNTS_MIX),
+RESULT_SETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "ablation": {
+        "paper-method": ("the paper's method: plain encoder", (SEEDS, PLAIN)),
+        "flip-odd": ("flip-odd encoder (our extension, the default)", (SEEDS,)),
+    },
+    "ablation-previous-defaults": {
+        "paper-method": ("the paper's method: plain encoder, kind mix 1:1:1:10",
+                         (SEEDS, *OLD_DEFAULTS, PLAIN, PAPER_KIND_MIX)),
+        "paper-encoder": ("plain encoder, counts mix", (SEEDS, *OLD_DEFAULTS, PLAIN, COUNTS_MIX)),
+        "flip-odd": ("flip-odd encoder (our extension), counts mix",
+                     (SEEDS, *OLD_DEFAULTS, COUNTS_MIX)),
+    },
 }
 
 
@@ -59,14 +66,14 @@ def welch(m: dict, key: tuple[str, ...]) -> str:
     return f"{diff:+.3g} (p {p:.2g})" if math.isfinite(p) else f"{diff:+.3g}"
 
 
-def table(dataset: str, configs: dict[str, dict]) -> str:
+def table(dataset: str, configs: dict[str, dict], labels: dict[str, str]) -> str:
     names = list(configs)
     first = configs[names[0]]
     head = ["metric"]
     for c in names:
         n = configs[c].get("n_seeds", 1)
-        head += [f"{MODEL_NAMES[k]}, {CONFIGS.get(c, c)} (n = {n})" for k in MODEL_NAMES]
-    head += [f"clamp effect, {CONFIGS.get(c, c)}" for c in names] + ["reference"]
+        head += [f"{MODEL_NAMES[k]}, {labels.get(c, c)} (n = {n})" for k in MODEL_NAMES]
+    head += [f"clamp effect, {labels.get(c, c)}" for c in names] + ["reference"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key in metric_keys(first["dcign"]):
         cells = [".".join(key)]
@@ -91,11 +98,11 @@ def main() -> None:
         found.setdefault(path.stem, {})[path.parent.name] = json.loads(path.read_text())
     if not found:
         ap.error(f"--results {root}: no <config>/<dataset>.json files")
-    order = {c: i for i, c in enumerate(CONFIGS)}
-    parts = [table(ds, dict(sorted(cfgs.items(), key=lambda kv: order.get(kv[0], 99))))
+    labels = {c: label for c, (label, _) in RESULT_SETS.get(root.name, {}).items()}
+    order = {c: i for i, c in enumerate(labels)}
+    parts = [table(ds, dict(sorted(cfgs.items(), key=lambda kv: order.get(kv[0], 99))), labels)
              for ds, cfgs in sorted(found.items())]
     publish("\n\n".join(parts), a.out)
-
 
 
 if __name__ == "__main__":

@@ -181,10 +181,11 @@ def test_ablation_table_sets_each_clamp_effect_beside_its_welch_p(tmp_path):
         return {"n_seeds": 3, "dcign": m(dcign), "baseline": m(base),
                 "sd": {"dcign": m(sd), "baseline": m(sd)}, "reference": {}}
 
-    for config, t in (("paper-encoder", tree(0.9, 0.5, 0.1)), ("flip-odd", tree(0.8, 0.8, 0.05))):
-        (tmp_path / config).mkdir()
-        (tmp_path / config / "faces.json").write_text(json.dumps(t))
-    r = subprocess.run([sys.executable, "-m", "bench.ablation", "--results", str(tmp_path)],
+    root = tmp_path / "ablation"  # a known result set: its configurations in their order
+    for config, t in (("flip-odd", tree(0.8, 0.8, 0.05)), ("paper-method", tree(0.9, 0.5, 0.1))):
+        (root / config).mkdir(parents=True)
+        (root / config / "faces.json").write_text(json.dumps(t))
+    r = subprocess.run([sys.executable, "-m", "bench.ablation", "--results", str(root)],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     row = next(ln for ln in r.stdout.splitlines() if ln.startswith("| equivariance.azimuth"))
@@ -196,20 +197,32 @@ def test_ablation_table_sets_each_clamp_effect_beside_its_welch_p(tmp_path):
 
 
 def test_each_ablation_configuration_is_expressible_in_params():
-    from bench.ablation import CONFIGS, OVERRIDES
+    from bench.ablation import RESULT_SETS
     from core.params import load_params
 
-    assert set(OVERRIDES) == set(CONFIGS)
-    got = {}
-    for config, sets in OVERRIDES.items():
-        t = load_params(REPO / "params.yaml", sets).train
-        assert tuple(t.seeds) == (0, 1, 2), config
-        # as the committed tables were trained
-        assert (t.init, t.kl_weight, t.center_extrinsic) == ("torch", 1.0, False), config
-        got[config] = (tuple(t.odd_factors["faces"]), t.mix_for("faces"))
     paper_mix = {"azimuth": 1.0, "elevation": 1.0, "light_azimuth": 1.0, "intrinsic": 10.0}
-    assert got == {"paper-method": ((), paper_mix), "paper-encoder": ((), None),
-                   "flip-odd": (("azimuth", "light_azimuth"), None)}
+    flip_odd = ("azimuth", "light_azimuth")
+    # (init, kl_weight, center_extrinsic) and, per configuration, (odd factors, faces mix) as
+    # each committed result set was trained: a default that changes must be pinned here.
+    want = {
+        "ablation": (("kaiming", 0.1, True),
+                     {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
+        "ablation-previous-defaults": (("torch", 1.0, False),
+                                       {"paper-method": ((), paper_mix),
+                                        "paper-encoder": ((), None),
+                                        "flip-odd": (flip_odd, None)}),
+    }
+    assert set(RESULT_SETS) == set(want)
+    for name, configs in RESULT_SETS.items():
+        assert (REPO / "results" / name).is_dir(), name
+        got = {}
+        for config, (_, sets) in configs.items():
+            t = load_params(REPO / "params.yaml", sets).train
+            assert tuple(t.seeds) == (0, 1, 2), config
+            assert (t.init, t.kl_weight, t.center_extrinsic) == want[name][0], (name, config)
+            assert t.steps == {"faces": 1600, "chairs": 800}, (name, config)
+            got[config] = (tuple(t.odd_factors["faces"]), t.mix_for("faces"))
+        assert got == want[name][1], name
 
 
 def test_eval_layout_bench_writes_both_layouts(tmp_path):
