@@ -28,7 +28,7 @@ from core.params import Params, params_dict
 from core.progress import progress_bar
 from core.resources import require_memory
 from core.shards import ShardError, ShardReader, SplitIndex, fixed_batches, scan_splits
-from core.vocab import MODELS
+from core.vocab import LR_SCHEDULES, MODELS
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream, make_loader
@@ -108,7 +108,7 @@ def lr_at(lr: float, schedule: str, step: int, n_steps: int) -> float:
         return lr
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
-    raise ValueError(f"unknown train.lr_schedule {schedule!r}")
+    raise ValueError(f"unknown train.lr_schedule {schedule!r}; expected one of {LR_SCHEDULES}")
 
 
 def _truncate_curves(live_dir: Path, step: int) -> None:

@@ -174,7 +174,8 @@ def test_lr_at_is_constant_or_a_half_cosine_to_zero() -> None:
     cos = [lr_at(0.1, "cosine", s, 10) for s in range(10)]
     assert cos[0] == 0.1 and cos[5] == pytest.approx(0.05) and 0 < cos[9] < 0.003
     assert all(a > b for a, b in itertools.pairwise(cos))
-    with pytest.raises(ValueError, match=r"unknown train\.lr_schedule 'step'"):
+    expected = r"unknown train\.lr_schedule 'step'; expected one of \('constant', 'cosine'\)"
+    with pytest.raises(ValueError, match=expected):
         lr_at(0.1, "step", 0, 10)
 
 

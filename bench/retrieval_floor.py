@@ -1,0 +1,103 @@
+"""What reconstruction error keeps identity? Model-free references for part 4's retrieval target.
+
+    python -m bench.retrieval_floor [CHECKPOINT ...] [--data data/faces] [--out FILE]
+
+The evaluate stage's reconstruction retrieval asks, per test grid view, whether a test
+identity's reconstruction is nearest (squared Euclidean) its own image among the test
+identities at that view. Two families of degraded *truth* images, scored the same way on the
+same grids, say what MSE a reconstruction may have and still keep identity:
+
+- `blur sigma=s`: a Gaussian blur of s pixels (scipy.ndimage). Error that loses detail but
+  keeps each identity's own low frequencies: what a smooth renderer would do.
+- `keep a`: a * image + (1 - a) * the view's mean over the other test identities. Error that
+  loses identity itself; a = 0 is the identity-free oracle.
+
+Each CHECKPOINT (e.g. models/faces-dcign/seed-0/model.pt) is scored beside them, so a model's
+(MSE, retrieval) can be read against both curves: a model on the blur curve reconstructs like
+a blur; one on the shrink curve keeps only a share of each identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from bench import publish
+from bench.render import machine
+from core.params import load_params
+from evaluate import metrics as M
+from evaluate.data import decode, encode
+from evaluate.stage import eval_inputs, leave_one_out_mean
+from train import checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
+KEEPS = (0.0, 0.25, 0.5, 0.75, 0.9)
+
+
+def grid_score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(MSE, reconstruction retrieval) of pred against truth, both (n, B, C, H, W) in [0, 1]:
+    retrieval among the n identities at each of the B views, averaged over views."""
+    labels = np.arange(len(truth))
+    r = [M.top1_retrieval(pred[:, b], truth[:, b], labels) for b in range(truth.shape[1])]
+    return float(np.mean((pred - truth) ** 2)), float(np.mean(r))
+
+
+def blurred(truth: np.ndarray, sigma: float) -> np.ndarray:
+    return gaussian_filter(truth, sigma=(0, 0, 0, sigma, sigma), mode="nearest")
+
+
+def shrunk(truth: np.ndarray, keep: float) -> np.ndarray:
+    others = np.stack([leave_one_out_mean(truth[:, b]) for b in range(truth.shape[1])], axis=1)
+    return keep * truth + (1 - keep) * others
+
+
+def rows(grids: dict, checkpoints: list[Path]) -> list[tuple[str, list[tuple[float, float]]]]:
+    """One (label, [(MSE, retrieval) per grid]) per reference and per checkpoint."""
+    truths = {f: g.images.astype(np.float32) / 255 for f, g in grids.items()}
+    out = [(f"blur sigma={s:g} px", [grid_score(blurred(t, s), t) for t in truths.values()])
+           for s in SIGMAS]
+    out += [(f"keep {k:g} of the identity", [grid_score(shrunk(t, k), t)
+                                              for t in truths.values()]) for k in KEEPS]
+    for path in checkpoints:
+        model, _ = checkpoint.load_model(path)
+        model.eval()
+        cells = []
+        for f, g in grids.items():
+            recon = decode(model, encode(model, g.images, torch.device("cpu")), torch.device("cpu"))
+            cells.append(grid_score(recon, truths[f]))
+        out.append((f"`{path}`", cells))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("checkpoints", nargs="*", type=Path)
+    ap.add_argument("--data", type=Path, default=REPO / "data" / "faces")
+    ap.add_argument("--out", default=None, help="append the table to this Markdown file")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    params = load_params(REPO / "params.yaml")
+    grids = eval_inputs(params, "faces", a.data).grids
+    factors = list(grids)
+    n = {len(g) for g in grids.values()}
+    head = ["images"] + [f"{f}: MSE / retrieval" for f in factors]
+    lines = ["### reconstruction retrieval against degraded truths (analysis, not a timing)", "",
+             f"Machine: {machine()}",
+             "Command: `python -m bench.retrieval_floor "
+             + shlex.join([*map(str, a.checkpoints), "--data", str(a.data)]) + "`", "",
+             f"Test grids of {a.data}: {'/'.join(map(str, sorted(n)))} identities per view "
+             f"(chance {1 / min(n):.3f}).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([label] + [f"{m:.4f} / {r:.2f}" for m, r in cells]) + " |"
+              for label, cells in rows(grids, a.checkpoints)]
+    publish("\n".join(lines), a.out)
+
+
+if __name__ == "__main__":
+    main()
