@@ -293,6 +293,10 @@ class TrainConfig:
     # the dataset's train.steps (Loshchilov & Hutter 2017).
     lr_schedule: LrSchedule = "constant"
     betas: tuple[float, float] = (0.9, 0.99)
+    # Not in the paper: evaluate and save an exponential moving average of the weights (Polyak
+    # & Juditsky 1992) with this per-step decay, warmed up as train/fit.py ema_decay says;
+    # 0 = off, the trained weights themselves.
+    ema: float = 0.0
     minibatches_per_step: int = 1  # G; 1 = the paper
     # Per dataset, the share of each minibatch kind in the training stream (train/data.py);
     # a missing or null entry = in proportion to the rendered batch counts.
@@ -347,6 +351,8 @@ class TrainConfig:
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ParamsError(f"{key}.betas[{i}]", f"expected 0 <= beta < 1, got {b}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ParamsError(f"{key}.ema", f"expected 0 <= ema < 1 (0 = off), got {self.ema}")
         if not self.seeds:
             raise ParamsError(f"{key}.seeds", "expected at least one training seed")
         for i, sd in enumerate(self.seeds):

@@ -1,6 +1,7 @@
 """Checkpoints: everything later stages need to use a model, and everything a resume needs.
 
-A checkpoint holds the model weights and config, the latent assignment, the params that trained
+A checkpoint holds the model weights (and, with train.ema, their moving average: the weights that
+are evaluated) and config, the latent assignment, the params that trained
 it, the optimiser state, the step, and the RNG states. `load_model` rebuilds the model from the
 checkpoint alone; a checkpoint whose weights do not fit its recorded architecture (or an
 architecture a caller insists on) fails with a message saying what differs.
@@ -44,9 +45,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save(path: str | Path, *, model: torch.nn.Module, cfg: ModelConfig,
          assignment: LatentAssignment, model_kind: str, dataset: str, params: dict,
          step: int, optimizer: torch.optim.Optimizer | None = None,
-         data: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Path:
+         data: dict[str, str] | None = None, extra: dict[str, Any] | None = None,
+         ema: torch.nn.Module | None = None) -> Path:
     """Write a checkpoint atomically. data: the fingerprints of the shards it was trained on
-    ({split: SplitIndex.fingerprint}), so other data is not mistaken for its own."""
+    ({split: SplitIndex.fingerprint}), so other data is not mistaken for its own. ema: the
+    weights' moving average, which `load_model` then returns (a resume reads both)."""
     payload = {
         "format": FORMAT,
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -61,6 +64,8 @@ def save(path: str | Path, *, model: torch.nn.Module, cfg: ModelConfig,
         "data": data,
         "extra": extra or {},
     }
+    if ema is not None:  # absent, not None, without it: train.ema 0 leaves the file as it was
+        payload["ema_state"] = {k: v.detach().cpu() for k, v in ema.state_dict().items()}
     # Serialised in memory, then written with plain file I/O: a full disk is one error naming
     # the file (torch's own writer reports "enforce fail at inline_container.cc").
     buf = io.BytesIO()
@@ -94,7 +99,8 @@ def model_config(ckpt: dict[str, Any]) -> ModelConfig:
 def load_model(path: str | Path, expect: ModelConfig | None = None,
                device: torch.device | str = "cpu") -> tuple[DCIGN, dict[str, Any]]:
     """Rebuild the model a checkpoint describes, in eval mode, in `device`'s convolution layout
-    (core.device.conv_layout, as in training); returns (model, checkpoint)."""
+    (core.device.conv_layout, as in training); returns (model, checkpoint). The weights are the
+    moving average where training kept one (train.ema), else the trained weights."""
     ckpt = read(path)
     cfg = model_config(ckpt)
     if expect is not None and expect != cfg:
@@ -104,7 +110,7 @@ def load_model(path: str | Path, expect: ModelConfig | None = None,
                               f"(checkpoint vs expected): {diff}")
     model = DCIGN(cfg)
     try:
-        model.load_state_dict(ckpt["model_state"])
+        model.load_state_dict(ckpt.get("ema_state", ckpt["model_state"]))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the architecture {cfg}: {e}") from None
     return model.to(device).to(memory_format=conv_layout(device)).eval(), ckpt

@@ -9,6 +9,7 @@ equals the gradient of the summed loss, i.e. W ranks x G minibatches == 1 proces
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -109,6 +110,19 @@ def lr_at(lr: float, schedule: str, step: int, n_steps: int) -> float:
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
     raise ValueError(f"unknown train.lr_schedule {schedule!r}; expected one of {LR_SCHEDULES}")
+
+
+def ema_decay(ema: float, step: int) -> float:
+    """The moving average's decay after update number `step` (1-based): train.ema, warmed up as
+    (1 + step) / (10 + step) so the first updates are not tied to the initial weights."""
+    return min(ema, (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1.0 - decay)
 
 
 def _truncate_curves(live_dir: Path, step: int) -> None:
@@ -259,6 +273,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=t.betas)
+    ema = copy.deepcopy(model).requires_grad_(False) if t.ema > 0 else None
     # Curve windows: summed per-image loss, steps, summed clamp ratio; and the run's ratio sum.
     start, running, n_run, ratio_run, ratio_total = 0, 0.0, 0, 0.0, 0.0
     partial, live_dir = out_dir / PARTIAL, out_dir / PARTIAL / LIVE
@@ -281,6 +296,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             test_loss = ckpt["extra"].get("test", {}).get("loss", float("nan"))
             return FitResult(start, 0.0, 0.0, float(test_loss), resume_from)
         model.load_state_dict(ckpt["model_state"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema_state"])
         opt.load_state_dict(ckpt["optimizer_state"])
         checkpoint.set_rng_state(ckpt["rng"])
         # The partly summed curve window, so the resumed curve equals the uninterrupted one.
@@ -337,6 +354,8 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
                                     center_extrinsic=t.center_extrinsic, world=world, amp=amp)
         opt.step()
         step += 1
+        if ema is not None:
+            update_ema(ema, model, ema_decay(t.ema, step))
         # The curve is the negative ELBO, like the test loss, whatever train.kl_weight is.
         per_image = (loss.recon + loss.kl).item() / x.shape[0]
         running += per_image
@@ -365,7 +384,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
                 if model_kind == "dcign":
                     live.log_metric("train/clamp_ratio", mean_ratio)
             if eval_now:
-                test = evaluate(model, device)
+                test = evaluate(model if ema is None else ema, device)
                 for k, v in test.items():
                     live.log_metric(f"test/{k}", v)
             if log_now or eval_now:
@@ -373,7 +392,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
             if step % t.checkpoint_every == 0 or (step == stop and step < n_steps):
                 checkpoint.save(out_dir / LAST, model=model, cfg=cfg, assignment=assignment,
                                 model_kind=model_kind, dataset=dataset, params=record,
-                                step=step, optimizer=opt, data=data_prints,
+                                step=step, optimizer=opt, data=data_prints, ema=ema,
                                 extra={"running": (running, n_run, ratio_run, ratio_total)})
             elapsed = time.perf_counter() - t0
             bar.update(1)
@@ -391,8 +410,9 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         if step == n_steps:
             checkpoint.save(out_dir / FINAL, model=model, cfg=cfg, assignment=assignment,
                             model_kind=model_kind, dataset=dataset, params=record, step=step,
-                            optimizer=opt, data=data_prints, extra={"test": test, "running": (
-                                running, n_run, ratio_run, ratio_total)})
+                            optimizer=opt, data=data_prints, ema=ema, extra={
+                                "test": test,
+                                "running": (running, n_run, ratio_run, ratio_total)})
             _replace_dir(live_dir, out_dir / LIVE)
             # Only deterministic values: this file is a DVC metric compared across commits.
             summary: dict = {"steps": step,

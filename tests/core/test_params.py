@@ -59,6 +59,8 @@ def test_override_changes_a_value():
          "not a disentangled factor of chairs"),
         ("train.odd_factors={faces: [azimuth, azimuth]}", "train.odd_factors.faces", "repeated"),
         ("train.betas=[0.9, 1.5]", "train.betas[1]", "0 <= beta < 1"),
+        ("train.ema=1.0", "train.ema", "0 <= ema < 1"),
+        ("train.ema=-0.5", "train.ema", "0 <= ema < 1"),
         ("seed=-1", "seed", "0 <= seed < 2**32"),
         ("seed=4294967296", "seed", "0 <= seed < 2**32"),
         ("render.faces.factors.elevation=[.nan, .nan]", "render.faces.factors.elevation[0]",

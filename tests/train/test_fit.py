@@ -26,7 +26,7 @@ from tests.train.conftest import make_params
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream
-from train.fit import FINAL, LAST, PARTIAL, fit, lr_at, train_record
+from train.fit import FINAL, LAST, PARTIAL, ema_decay, fit, lr_at, train_record
 from train.model import DCIGN, ModelConfig, vae_loss
 from train.step import backward_step, seed_int
 
@@ -197,6 +197,38 @@ def test_a_cosine_run_resumes_exactly_and_refuses_more_steps(faces, tmp_path: Pa
     with pytest.raises(ValueError, match="different train params or model; cannot resume"):
         fit(make_params(data, steps=15, lr_schedule="cosine"), "faces", shards, straight,
             model_kind="dcign", progress=False, resume=True)
+
+
+def test_ema_decay_warms_up_to_train_ema() -> None:
+    assert ema_decay(0.999, 1) == pytest.approx(2 / 11)
+    assert ema_decay(0.999, 80) == pytest.approx(0.9)
+    assert ema_decay(0.999, 10**6) == 0.999
+    assert ema_decay(0.9, 10**6) == 0.9
+
+
+def test_an_ema_run_saves_and_evaluates_the_average_and_resumes_exactly(
+        faces, tmp_path: Path) -> None:
+    data, shards = faces
+    params = make_params(data, steps=12, ema=0.9)
+    straight, parts, plain = tmp_path / "straight", tmp_path / "parts", tmp_path / "plain"
+    fit(params, "faces", shards, straight, model_kind="dcign", progress=False)
+    fit(params, "faces", shards, parts, model_kind="dcign", progress=False, stop_after=5)
+    assert "ema_state" in checkpoint.read(parts / LAST)
+    fit(params, "faces", shards, parts, model_kind="dcign", progress=False, resume=True)
+    assert_same_weights(straight / FINAL, parts / FINAL)
+    a, b = (checkpoint.read(p / FINAL)["ema_state"] for p in (straight, parts))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # The trained weights are those of a run without the average (the EMA only watches), and
+    # load_model, hence evaluate, gets the average, which differs from them.
+    fit(make_params(data, steps=12), "faces", shards, plain, model_kind="dcign", progress=False)
+    assert_same_weights(straight / FINAL, plain / FINAL)
+    assert "ema_state" not in checkpoint.read(plain / FINAL)
+    model, _ = checkpoint.load_model(straight / FINAL)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], a[k]) for k in a)
+    assert not torch.equal(a["encoder.mu.weight"], weights(plain / FINAL)["encoder.mu.weight"])
+    # The held-out curve is the average's: its last point differs from the plain run's.
+    assert curve(straight, "test/loss")[-1] != curve(plain, "test/loss")[-1]
 
 
 def test_without_resume_a_run_starts_over(faces, tmp_path: Path) -> None:
