@@ -7,8 +7,9 @@ For each DC-IGN checkpoint, on the minibatches of kind --factor (only that facto
 ridge regression (sklearn's RidgeCV, alphas 1e-3..1e3) fitted on the train split's batches
 predicts the factor from (a) the encoder's flattened conv features and (b) the whole mu code;
 its Pearson r on the test split's batches is printed beside the assigned latent's own r with
-the factor and that latent's standard deviation over the test batches. A high (a) with a low
-latent r means the information is there and the latent carries something else.
+the factor, the same r within minibatches (latent and factor centred in each minibatch, which
+holds one identity), and that latent's standard deviation over the test batches. A high (a)
+with a low latent r means the information is there and the latent carries something else.
 """
 
 from __future__ import annotations
@@ -62,9 +63,14 @@ def probe(path: Path, factor: str, data: Path) -> str:
     (ftr, mtr), (fte, mte) = codes(model, xtr), codes(model, xte)
     r = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     ridge = lambda a, b: RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(a, ytr).predict(b)  # noqa: E731
+    # Each minibatch is one identity: centring both within it leaves only what the latent says
+    # about the factor's changes for a fixed identity (the clamp's own question), without the
+    # identity-to-identity offsets that the pooled r also counts.
+    centred = lambda v: (v.reshape(-1, test_idx.batch_size)  # noqa: E731
+                         - v.reshape(-1, test_idx.batch_size).mean(1, keepdims=True)).ravel()
     cells = [str(path), f"step {ckpt['step']}", f"{r(ridge(ftr, fte), yte):.3f}",
              f"{r(ridge(mtr, mte), yte):.3f}", f"{r(mte[:, latent], yte):.3f}",
-             f"{mte[:, latent].std():.3f}"]
+             f"{r(centred(mte[:, latent]), centred(yte)):.3f}", f"{mte[:, latent].std():.3f}"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -77,7 +83,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     head = ["checkpoint", "trained", "r: ridge on conv features", "r: ridge on mu",
-            f"r: the {a.factor} latent", f"sd of the {a.factor} latent"]
+            f"r: the {a.factor} latent", f"r: the {a.factor} latent, within minibatches",
+            f"sd of the {a.factor} latent"]
     lines = [f"### latent probe: {a.factor} (analysis, not a timing)", "",
              f"Machine: {machine()}", f"Command: `python -m bench.latent_probe "
              f"{shlex.join([*map(str, a.checkpoints), '--factor', a.factor])}`", "",

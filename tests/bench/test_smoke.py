@@ -119,7 +119,7 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
     probe = _bench(tmp_path, "bench.latent_probe", f"{runs[0]}/model.pt", "--data", str(data))
     row = next(ln for ln in probe.splitlines() if ln.startswith(f"| {runs[0]}/model.pt"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "step 4" and all(-1 <= float(c) <= 1 for c in cells[2:5]), probe
+    assert cells[1] == "step 4" and all(-1 <= float(c) <= 1 for c in cells[2:6]), probe
     # bench.identity_curve scores retrieval at each chunk, then the finished model in full.
     sets = [arg for s in tiny for arg in ("--set", s)]
     cmd = ["--name", "tiny", "--steps", "4", "--every", "2", "--data", str(data), "--root",
