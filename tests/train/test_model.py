@@ -292,7 +292,7 @@ def test_kaiming_init_keeps_relu_layers_at_2_over_fan_in_and_heads_at_1() -> Non
             continue
         fan_in = layer.weight[0].numel()
         want = (1.0 if name in heads else 2.0) / fan_in
-        assert float(layer.weight.var()) == pytest.approx(want, rel=0.25), name
+        assert float(layer.weight.detach().var()) == pytest.approx(want, rel=0.25), name
         assert not layer.bias.any(), name
     # What it is for: the decoder's output follows the code at init (torch's: ~1e-2 logits).
     with torch.no_grad():
