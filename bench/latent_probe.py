@@ -63,11 +63,14 @@ def probe(path: Path, factor: str, data: Path) -> str:
     (ftr, mtr), (fte, mte) = codes(model, xtr), codes(model, xte)
     r = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     ridge = lambda a, b: RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(a, ytr).predict(b)  # noqa: E731
-    # Each minibatch is one identity: centring both within it leaves only what the latent says
-    # about the factor's changes for a fixed identity (the clamp's own question), without the
-    # identity-to-identity offsets that the pooled r also counts.
-    centred = lambda v: (v.reshape(-1, test_idx.batch_size)  # noqa: E731
-                         - v.reshape(-1, test_idx.batch_size).mean(1, keepdims=True)).ravel()
+
+    def centred(v: np.ndarray) -> np.ndarray:
+        # Each minibatch is one identity: centring both within it leaves only what the latent
+        # says about the factor's changes for a fixed identity (the clamp's own question),
+        # without the identity-to-identity offsets that the pooled r also counts.
+        b = v.reshape(-1, test_idx.batch_size)
+        return (b - b.mean(1, keepdims=True)).ravel()
+
     cells = [str(path), f"step {ckpt['step']}", f"{r(ridge(ftr, fte), yte):.3f}",
              f"{r(ridge(mtr, mte), yte):.3f}", f"{r(mte[:, latent], yte):.3f}",
              f"{r(centred(mte[:, latent]), centred(yte)):.3f}", f"{mte[:, latent].std():.3f}"]
