@@ -37,6 +37,7 @@ import numpy as np
 
 from bench import publish
 from bench.render import machine
+from bench.retrieval_floor import grid_score
 from bench.train import commit
 from core.atomic import write_text
 from core.device import choose_device
@@ -71,14 +72,9 @@ def grid_oracle_mse(inp) -> float:
 
 
 def score(model, inp, device) -> dict:
-    grid_r, grid_mse = [], []
-    for g in inp.grids.values():
-        truth = g.images.astype(np.float32) / 255  # (n, B, C, H, W)
-        recon = decode(model, encode(model, g.images, device), device)
-        labels = np.arange(len(truth))
-        grid_r.append(np.mean([M.top1_retrieval(recon[:, b], truth[:, b], labels)
-                               for b in range(truth.shape[1])]))
-        grid_mse.append(float(np.mean((recon - truth) ** 2)))
+    grid_mse, grid_r = zip(*(grid_score(decode(model, encode(model, g.images, device), device),
+                                        g.images.astype(np.float32) / 255)
+                             for g in inp.grids.values()), strict=True)
     return {"grid": float(np.mean(grid_r)),
             "intrinsic_test": in_batch_retrieval(model, inp.test.of_kind("intrinsic"), device),
             "intrinsic_train": in_batch_retrieval(model, inp.train.of_kind("intrinsic"), device),

@@ -64,14 +64,11 @@ def rows(grids: dict, checkpoints: list[Path]) -> list[tuple[str, list[tuple[flo
            for s in SIGMAS]
     out += [(f"keep {k:g} of the identity", [grid_score(shrunk(t, k), t)
                                               for t in truths.values()]) for k in KEEPS]
+    cpu = torch.device("cpu")
     for path in checkpoints:
-        model, _ = checkpoint.load_model(path)
-        model.eval()
-        cells = []
-        for f, g in grids.items():
-            recon = decode(model, encode(model, g.images, torch.device("cpu")), torch.device("cpu"))
-            cells.append(grid_score(recon, truths[f]))
-        out.append((f"`{path}`", cells))
+        model, _ = checkpoint.load_model(path)  # in eval mode
+        out.append((f"`{path}`", [grid_score(decode(model, encode(model, g.images, cpu), cpu),
+                                             truths[f]) for f, g in grids.items()]))
     return out
 
 
