@@ -112,9 +112,10 @@ def main() -> None:
     cfg = ModelConfig(image_size=a.size, channels=1, latent_dim=a.latent)
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"CPU ({platform.processor() or platform.machine()})")
-    results = [run_variant(cfg, device, a, compiled=False)]
-    if a.compile:
-        results.append(run_variant(cfg, device, a, compiled=True))
+    results = []
+    for compiled in (False, True) if a.compile else (False,):
+        results.append(run_variant(cfg, device, a, compiled=compiled))
+        print(results[-1], flush=True)  # a row that lands even if a later variant is cut off
     lines = [f"### gpu: paper-scale DC-IGN step on {name}", "",
              f"torch {torch.__version__}, CUDA {torch.version.cuda}, Python "
              f"{platform.python_version()}; {cfg.image_size} px, latent {cfg.latent_dim}, "

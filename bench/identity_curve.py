@@ -2,7 +2,7 @@
 
     python -m bench.identity_curve --name NAME [--set KEY=VALUE ...] [--model dcign]
                                    [--steps 3000] [--every 400] [--seed 0] [--threads 1]
-                                   [--data data/faces] [--root bench/out/identity]
+                                   [--data data/faces] [--root bench/out/identity] [--no-curves]
     python -m bench.identity_curve --table NAME [NAME ...] [--root ...] [--out bench/RESULTS.md]
 
 Trains one model (params.yaml + every `--set`, `train.steps.faces` = --steps) in chunks of
@@ -20,7 +20,9 @@ The finished model is then scored as the evaluate stage scores it (`score_model`
 curve.json's "final". A rerun with more --steps extends the run (and rescores its end).
 
 Points go to --root/NAME/curve.json as they come (a rerun continues). `--table` prints one
-Markdown table per run.
+Markdown table per run. Training and scoring use `train.device` (auto: CUDA where present);
+`--no-curves` trains without dvclive's curves, for a machine without DVC (bench/gpu.sh);
+`--score-only` trains nothing and scores the run's newest checkpoint (a model trained there).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bench import publish
 from bench.render import machine
@@ -92,17 +95,36 @@ def run(a: argparse.Namespace) -> None:
             f"train.seeds=[{a.seed}]"]
     params = load_params(REPO / "params.yaml", over)
     inp = eval_inputs(params, DATASET, Path(a.data))
-    device = choose_device("cpu")
+    device = choose_device(params.train.device)
     step = max((p["step"] for p in record["points"]), default=0)
     oracle = grid_oracle_mse(inp)
     t0 = time.perf_counter()
+    if a.score_only:  # a run trained elsewhere: its newest checkpoint, at its own step
+        ckpt = next((p for p in (out / "run" / "model.pt", out / "run" / "partial" / "last.pt")
+                     if p.is_file()), None)
+        if ckpt is None:
+            sys.exit(f"bench.identity_curve: {out / 'run'} holds no model.pt or partial/last.pt")
+        net, saved = checkpoint.load_model(ckpt, device=device)
+        record["model"], step = saved["model_kind"], int(saved["step"])
+        record["scored_on"] = machine()
+        if all(p["step"] != step for p in record["points"]):
+            record["points"].append({"step": step, **score(net, inp, device),
+                                     "oracle_mse": oracle})
+        lm = LoadedModel(record["model"], net, checkpoint.assignment_of(saved), ckpt)
+        record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
+                                            inp.pairs, inp.refs, params, device)
+        record["reference"], record["final_step"] = inp.refs, step
+        write_text(curve_path, json.dumps(record, indent=2) + "\n")
+        return
+    record.setdefault("device", torch.cuda.get_device_name(device) if device.type == "cuda"
+                      else machine())
     while step < a.steps:
         chunk = min(a.every, a.steps - step)
         fit(params, DATASET, Path(a.data), out / "run", model_kind=a.model, seed=a.seed,
-            resume=True, progress=False, stop_after=chunk)
+            resume=True, progress=False, stop_after=chunk, curves=not a.no_curves)
         step += chunk
         ckpt = out / "run" / ("model.pt" if step >= a.steps else "partial/last.pt")
-        net, _ = checkpoint.load_model(ckpt)
+        net, _ = checkpoint.load_model(ckpt, device=device)
         net.eval()
         point = {"step": step, "seconds": round(time.perf_counter() - t0, 1),
                  **score(net, inp, device), "oracle_mse": oracle}
@@ -110,7 +132,7 @@ def run(a: argparse.Namespace) -> None:
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         print(json.dumps(point), flush=True)
     if record.get("final_step") != step:  # the finished model, scored as the stage scores it
-        net, ckpt = checkpoint.load_model(out / "run" / "model.pt")
+        net, ckpt = checkpoint.load_model(out / "run" / "model.pt", device=device)
         lm = LoadedModel(a.model, net, checkpoint.assignment_of(ckpt), out / "run" / "model.pt")
         record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
                                             inp.pairs, inp.refs, params, device)
@@ -122,7 +144,8 @@ def table(names: list[str], root: Path) -> str:
     parts = []
     for name in names:
         r = json.loads((root / name / "curve.json").read_text())
-        lines = [f"`{name}` ({r['model']}, seed {r['seed']}; `{r['command']}`)", "",
+        on = f", on {r['device']}" if "device" in r else ""
+        lines = [f"`{name}` ({r['model']}, seed {r['seed']}{on}; `{r['command']}`)", "",
                  "| step | retrieval, 40 test ids (grid) | in-batch, test | in-batch, train "
                  "| grid MSE | oracle MSE |", "|---|---|---|---|---|---|"]
         lines += [f"| {p['step']} | {p['grid']:.3f} | {p['intrinsic_test']:.3f} | "
@@ -159,6 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=str(REPO / "data" / DATASET))
     ap.add_argument("--root", default=str(REPO / "bench" / "out" / "identity"))
     ap.add_argument("--out")
+    ap.add_argument("--no-curves", action="store_true", help="train without dvclive's curves")
+    ap.add_argument("--score-only", action="store_true",
+                    help="no training: score NAME's newest checkpoint (model.pt, else "
+                         "partial/last.pt) at its step, e.g. a run bench/gpu.sh brought back")
     a = ap.parse_args(argv)
     if a.table:
         publish(f"### Identity learning curves ({date.today()}, {machine()}; table printed at "

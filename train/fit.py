@@ -164,6 +164,21 @@ def _replace_dir(src: Path, dst: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class _NoCurves:
+    """Takes dvclive's calls and keeps nothing: `fit(curves=False)`."""
+
+    step = 0
+
+    def log_metric(self, name: str, value: float) -> None:
+        pass
+
+    def next_step(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
 class Evaluator:
     """Held-out loss on a fixed set of test minibatches (the same for every run and step)."""
 
@@ -210,7 +225,7 @@ def train_record(params: Params, dataset: str, seed: int) -> dict:
 
 def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path, *,
         model_kind: str, seed: int | None = None, resume: bool = False, progress: bool = True,
-        stop_after: int | None = None) -> FitResult:
+        stop_after: int | None = None, curves: bool = True) -> FitResult:
     """Train and write out_dir/model.pt (+ dvclive curves in out_dir/live, out_dir/train.json).
 
     seed: the training seed (weights' init, minibatch order, sampling noise); default the first
@@ -222,6 +237,8 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     stop_after: return after this many steps in this call, leaving partial/last.pt (a deliberate
     interruption, for tests and time-boxed jobs). Until a run finishes, an earlier finished
     run's model.pt, live/ and train.json stay as they were.
+    curves: False writes no live/ (and drops an earlier run's), so that a machine without DVC
+    (the lent GPU's, bench/gpu.sh) can train; the weights are the same either way.
     """
     if model_kind not in MODELS:
         raise ValueError(f"--model must be one of {MODELS}, got {model_kind!r}")
@@ -232,7 +249,7 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
     try:
         return _fit(params, dataset, Path(data_dir), Path(out_dir), model_kind=model_kind,
                     seed=seed, resume=resume, progress=progress, stop_after=stop_after,
-                    rank=rank, world=world)
+                    curves=curves, rank=rank, world=world)
     except OSError as e:
         # A write that names no file (the curves' writer flushing onto a full disk): name the
         # run's folder. Our own atomic writes name their file already.
@@ -243,8 +260,8 @@ def fit(params: Params, dataset: str, data_dir: str | Path, out_dir: str | Path,
 
 
 def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_kind: str,
-         seed: int, resume: bool, progress: bool, stop_after: int | None, rank: int,
-         world: int) -> FitResult:
+         seed: int, resume: bool, progress: bool, stop_after: int | None, curves: bool,
+         rank: int, world: int) -> FitResult:
     t = params.train
     n_steps = t.steps_for(dataset)
     device = choose_device(t.device)
@@ -324,14 +341,17 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
                          rank=rank, world=world, workers=t.loader_workers, pin_memory=cuda)
     evaluate, live = None, None
     if rank == 0:
-        from dvclive import Live
-
         evaluate = Evaluator(test_idx, t.eval_batches)
         partial.mkdir(parents=True, exist_ok=True)
-        if start > 0:
-            _truncate_curves(live_dir, start)
-        live = Live(dir=str(live_dir), resume=start > 0, save_dvc_exp=False,
-                    dvcyaml=None, report=None)
+        if not curves:
+            live = _NoCurves()
+        else:
+            from dvclive import Live
+
+            if start > 0:
+                _truncate_curves(live_dir, start)
+            live = Live(dir=str(live_dir), resume=start > 0, save_dvc_exp=False,
+                        dvcyaml=None, report=None)
     per_step = t.minibatches_per_step * train_idx.batch_size
     bar = progress_bar(n_steps, f"train {dataset}-{model_kind}", "step", live=progress,
                        initial=start, enabled=rank == 0)
@@ -413,7 +433,10 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
                             optimizer=opt, data=data_prints, ema=ema, extra={
                                 "test": test,
                                 "running": (running, n_run, ratio_run, ratio_total)})
-            _replace_dir(live_dir, out_dir / LIVE)
+            if curves:
+                _replace_dir(live_dir, out_dir / LIVE)
+            else:  # an earlier run's curves are not this run's
+                shutil.rmtree(out_dir / LIVE, ignore_errors=True)
             # Only deterministic values: this file is a DVC metric compared across commits.
             summary: dict = {"steps": step,
                              "test": {k: round(v, 6) for k, v in test.items()}}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,17 +121,32 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
     row = next(ln for ln in probe.splitlines() if ln.startswith(f"| {runs[0]}/model.pt"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "step 4" and all(-1 <= float(c) <= 1 for c in cells[2:6]), probe
-    # bench.identity_curve scores retrieval at each chunk, then the finished model in full.
+    # bench.identity_curve scores retrieval at each chunk, then the finished model in full;
+    # --no-curves (bench/gpu.sh, on a machine without dvclive) leaves no live/.
     sets = [arg for s in tiny for arg in ("--set", s)]
-    cmd = ["--name", "tiny", "--steps", "4", "--every", "2", "--data", str(data), "--root",
-           str(tmp_path / "id"), *sets]
-    r = subprocess.run([sys.executable, "-m", "bench.identity_curve", *cmd], cwd=REPO,
+    idc = tmp_path / "id"
+    cmd = ["--data", str(data), "--root", str(idc), *sets]
+    r = subprocess.run([sys.executable, "-m", "bench.identity_curve", "--name", "tiny",
+                        "--steps", "4", "--every", "2", "--no-curves", *cmd], cwd=REPO,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    curve = json.loads((tmp_path / "id" / "tiny" / "curve.json").read_text())
+    curve = json.loads((idc / "tiny" / "curve.json").read_text())
     assert [p["step"] for p in curve["points"]] == [2, 4]
     assert all(0 <= p["grid"] <= 1 and 0 <= p["intrinsic_train"] <= 1 for p in curve["points"])
     assert "identity_retrieval" in curve["final"]
+    assert (idc / "tiny" / "run" / "model.pt").is_file() and not (idc / "tiny" / "run"
+                                                                   / "live").exists()
+    # --score-only scores a model trained elsewhere, at its own step, as the run scored it.
+    (idc / "moved" / "run").mkdir(parents=True)
+    shutil.copy(idc / "tiny" / "run" / "model.pt", idc / "moved" / "run" / "model.pt")
+    r = subprocess.run([sys.executable, "-m", "bench.identity_curve", "--name", "moved",
+                        "--score-only", *cmd], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    moved = json.loads((idc / "moved" / "curve.json").read_text())
+    assert [p["step"] for p in moved["points"]] == [4] and moved["final_step"] == 4
+    assert moved["points"][0]["grid"] == curve["points"][-1]["grid"]
+    assert moved["final"]["test_mse"] == curve["final"]["test_mse"]
     table = _bench(tmp_path, "bench.identity_curve", "--table", "tiny", "--root",
                    str(tmp_path / "id"))
     assert "| 4 |" in table and "At step 4, scored as the evaluate stage does" in table, table

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,24 @@ def test_without_resume_a_run_starts_over(faces, tmp_path: Path) -> None:
     fit(params, "faces", shards, tmp_path, model_kind="dcign", progress=False)
     assert [s for s, _ in curve(tmp_path, "train/loss")] == [5, 10]
     assert checkpoint.read(tmp_path / FINAL)["step"] == 10
+
+
+def test_a_run_without_curves_needs_no_dvclive_and_trains_the_same_weights(
+        faces, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, shards = faces
+    params = make_params(data, steps=8)
+    with_curves, without = tmp_path / "with", tmp_path / "without"
+    fit(params, "faces", shards, with_curves, model_kind="dcign", progress=False)
+    fit(params, "faces", shards, without, model_kind="dcign", progress=False, stop_after=4)
+    (without / "live").mkdir()  # as if an earlier run had left its curves
+    monkeypatch.setitem(sys.modules, "dvclive", None)  # `import dvclive` now raises
+    fit(params, "faces", shards, without, model_kind="dcign", progress=False, resume=True,
+        curves=False)
+    assert_same_weights(with_curves / FINAL, without / FINAL)
+    assert (with_curves / "train.json").read_text() == (without / "train.json").read_text()
+    assert not (without / "live").exists() and not (without / PARTIAL).exists()
+    with pytest.raises(ImportError):
+        fit(params, "faces", shards, tmp_path / "curves", model_kind="dcign", progress=False)
 
 
 # ------------------------------------------------------------------ invariance ratio
