@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device check for a lent GPU machine (torch, numpy 2, h5py, scikit-learn there; no renderer,
-# DVC or dvclive), one call, about 8 minutes:
+# DVC or dvclive), one call of at most 8 minutes (150 s + 320 s, and the copies):
 #   1. `bench.gpu`: the paper-scale model (150 px, 200-d code) on synthetic minibatches, eager
 #      and torch.compile'd, bf16 autocast + channels-last: images/s, ms/step, GPU memory, and
 #      whether the loss fell (at most GPU_BENCH_S seconds).
@@ -9,10 +9,13 @@
 #      every CURVE_EVERY steps (identity retrieval, test MSE) and at the end as the evaluate
 #      stage scores it. Three runs side by side, each cut at CURVE_S seconds: today's defaults
 #      at seeds 0 and 1, and the paper's widths (200-d code, enc 96/48/24, dec 48/96/96).
+#      On the H200 (2026-12-04) 20,000 steps took ~270 s and the final scoring up to ~150 s
+#      more: a cut final is scored at home, `python -m bench.identity_curve --name NAME
+#      --score-only` with the model in bench/out/identity/NAME/run/ (bench/RESULTS.md).
 # Everything lands flat in $OUT (the device tool's folder; bench/out/gpu elsewhere), at most
 # 8 files: log.txt, gpu.md, curve-NAME.json and model-NAME.pt (the finished model, or the last
 # checkpoint of a run that was cut; no optimizer state).
-#   device run: command "bash bench/gpu.sh", carry ["data/faces"], timeout_s 560
+#   device run: command "bash bench/gpu.sh", carry ["data/faces"], timeout_s 540
 #   a dry run on a CPU: BENCH_ARGS="--device cpu --size 40 --latent 8 --steps 4 --warmup 1" \
 #       CURVE_DEVICE=cpu CURVE_STEPS=4 CURVE_EVERY=2 bash bench/gpu.sh
 set -uo pipefail
@@ -31,7 +34,7 @@ nproc
 
 if [[ ${BENCH:-1} == 1 ]]; then  # BENCH=0: the identity curves alone
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of arguments
-    timeout "${GPU_BENCH_S:-180}" "$py" -m bench.gpu \
+    timeout "${GPU_BENCH_S:-150}" "$py" -m bench.gpu \
         ${BENCH_ARGS:---device cuda --steps 60 --group 4 --compile} --out "$out/gpu.md"
     echo "bench.gpu exit $?"
 fi
@@ -48,7 +51,7 @@ paper=(--set train.latent_dim=200 --set "train.enc_channels=[96,48,24]"
 curve() {  # NAME ARGS...: one time-boxed run
     local name=$1
     shift
-    timeout "${CURVE_S:-300}" "$py" -m bench.identity_curve --name "$name" --root "$work" \
+    timeout "${CURVE_S:-320}" "$py" -m bench.identity_curve --name "$name" --root "$work" \
         --steps "$steps" --every "$every" --threads 4 --no-curves \
         --set "train.device=$dev" "$@" > "$work/$name.log" 2>&1
     echo "identity_curve $name exit $?"
