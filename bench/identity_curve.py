@@ -84,6 +84,13 @@ def score(model, inp, device) -> dict:
             "test_mse": float(np.mean(grid_mse))}
 
 
+def score_final(record: dict, lm: LoadedModel, inp, params, device, step: int) -> None:
+    """The model scored as the evaluate stage scores it, into record["final"]."""
+    record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
+                                        inp.pairs, inp.refs, params, device)
+    record["reference"], record["final_step"] = inp.refs, step
+
+
 def run(a: argparse.Namespace) -> None:
     out = Path(a.root) / a.name
     curve_path = out / "curve.json"
@@ -111,9 +118,7 @@ def run(a: argparse.Namespace) -> None:
             record["points"].append({"step": step, **score(net, inp, device),
                                      "oracle_mse": oracle})
         lm = LoadedModel(record["model"], net, checkpoint.assignment_of(saved), ckpt)
-        record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
-                                            inp.pairs, inp.refs, params, device)
-        record["reference"], record["final_step"] = inp.refs, step
+        score_final(record, lm, inp, params, device, step)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         return
     record.setdefault("device", torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -134,9 +139,7 @@ def run(a: argparse.Namespace) -> None:
     if record.get("final_step") != step:  # the finished model, scored as the stage scores it
         net, ckpt = checkpoint.load_model(out / "run" / "model.pt", device=device)
         lm = LoadedModel(a.model, net, checkpoint.assignment_of(ckpt), out / "run" / "model.pt")
-        record["final"], _, _ = score_model(lm, inp.train, inp.test, inp.grids, inp.ranges,
-                                            inp.pairs, inp.refs, params, device)
-        record["reference"], record["final_step"] = inp.refs, step
+        score_final(record, lm, inp, params, device, step)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
 
 
