@@ -49,7 +49,7 @@ from evaluate import metrics as M
 from evaluate.data import Batches, decode, encode
 from evaluate.stage import LoadedModel, eval_inputs, leave_one_out_mean, score_model
 from train import checkpoint
-from train.fit import fit
+from train.fit import FINAL, LAST, fit
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "faces"
@@ -94,6 +94,11 @@ def score_final(record: dict, lm: LoadedModel, inp, params, device, step: int) -
 def run(a: argparse.Namespace) -> None:
     out = Path(a.root) / a.name
     curve_path = out / "curve.json"
+    trained = None
+    if a.score_only:  # a run trained elsewhere: its newest checkpoint (checked before the data)
+        trained = next((p for p in (out / "run" / FINAL, out / "run" / LAST) if p.is_file()), None)
+        if trained is None:
+            sys.exit(f"bench.identity_curve: {out / 'run'} holds no {FINAL} or {LAST}")
     record = json.loads(curve_path.read_text()) if curve_path.is_file() else {
         "name": a.name, "model": a.model, "seed": a.seed,
         "command": "python -m bench.identity_curve " + shlex.join(sys.argv[1:]),
@@ -106,18 +111,14 @@ def run(a: argparse.Namespace) -> None:
     step = max((p["step"] for p in record["points"]), default=0)
     oracle = grid_oracle_mse(inp)
     t0 = time.perf_counter()
-    if a.score_only:  # a run trained elsewhere: its newest checkpoint, at its own step
-        ckpt = next((p for p in (out / "run" / "model.pt", out / "run" / "partial" / "last.pt")
-                     if p.is_file()), None)
-        if ckpt is None:
-            sys.exit(f"bench.identity_curve: {out / 'run'} holds no model.pt or partial/last.pt")
-        net, saved = checkpoint.load_model(ckpt, device=device)
+    if trained is not None:  # --score-only: scored at its own step
+        net, saved = checkpoint.load_model(trained, device=device)
         record["model"], step = saved["model_kind"], int(saved["step"])
         record["scored_on"] = machine()
         if all(p["step"] != step for p in record["points"]):
             record["points"].append({"step": step, **score(net, inp, device),
                                      "oracle_mse": oracle})
-        lm = LoadedModel(record["model"], net, checkpoint.assignment_of(saved), ckpt)
+        lm = LoadedModel(record["model"], net, checkpoint.assignment_of(saved), trained)
         score_final(record, lm, inp, params, device, step)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         return
@@ -128,7 +129,7 @@ def run(a: argparse.Namespace) -> None:
         fit(params, DATASET, Path(a.data), out / "run", model_kind=a.model, seed=a.seed,
             resume=True, progress=False, stop_after=chunk, curves=not a.no_curves)
         step += chunk
-        ckpt = out / "run" / ("model.pt" if step >= a.steps else "partial/last.pt")
+        ckpt = out / "run" / (FINAL if step >= a.steps else LAST)
         net, _ = checkpoint.load_model(ckpt, device=device)
         net.eval()
         point = {"step": step, "seconds": round(time.perf_counter() - t0, 1),
@@ -137,8 +138,8 @@ def run(a: argparse.Namespace) -> None:
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         print(json.dumps(point), flush=True)
     if record.get("final_step") != step:  # the finished model, scored as the stage scores it
-        net, ckpt = checkpoint.load_model(out / "run" / "model.pt", device=device)
-        lm = LoadedModel(a.model, net, checkpoint.assignment_of(ckpt), out / "run" / "model.pt")
+        net, ckpt = checkpoint.load_model(out / "run" / FINAL, device=device)
+        lm = LoadedModel(a.model, net, checkpoint.assignment_of(ckpt), out / "run" / FINAL)
         score_final(record, lm, inp, params, device, step)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
 

@@ -147,6 +147,11 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
     assert [p["step"] for p in moved["points"]] == [4] and moved["final_step"] == 4
     assert moved["points"][0]["grid"] == curve["points"][-1]["grid"]
     assert moved["final"]["test_mse"] == curve["final"]["test_mse"]
+    r = subprocess.run([sys.executable, "-m", "bench.identity_curve", "--name", "none",
+                        "--score-only", *cmd], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode != 0 and "holds no model.pt or partial/last.pt" in r.stderr, r.stderr
+    assert not (idc / "none" / "curve.json").exists()
     table = _bench(tmp_path, "bench.identity_curve", "--table", "tiny", "--root",
                    str(tmp_path / "id"))
     assert "| 4 |" in table and "At step 4, scored as the evaluate stage does" in table, table
