@@ -61,7 +61,8 @@ def model_configs() -> dict[str, ModelConfig]:
     odd = tuple(FACTORS.index(f) for f in t.odd_factors.get("faces", ()))
     return {"default": ModelConfig(image_size=p.render.image_size, channels=p.render.channels,
                                    latent_dim=t.latent_dim, enc_channels=t.enc_channels,
-                                   dec_channels=t.dec_channels, odd_latents=odd),
+                                   dec_channels=t.dec_channels, norm=t.norm,
+                                   odd_latents=odd),
             "paper": ModelConfig(image_size=150, channels=1, latent_dim=200)}
 
 

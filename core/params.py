@@ -15,7 +15,16 @@ from typing import Any, Literal
 import yaml
 
 from core.config import ParamsError, build, set_dotted, to_dict
-from core.vocab import DATASETS, FACTOR_LIMITS, FACTORS, INTRINSIC, SPLITS, InitScheme, LrSchedule
+from core.vocab import (
+    DATASETS,
+    FACTOR_LIMITS,
+    FACTORS,
+    INTRINSIC,
+    SPLITS,
+    InitScheme,
+    LrSchedule,
+    NormKind,
+)
 
 
 def _check_range(key: str, name: str, lo_hi: tuple[float, float], allow_point: bool) -> None:
@@ -284,6 +293,9 @@ class TrainConfig:
     # Weight init: torch (PyTorch's default = Torch7's, the original code's) | kaiming (He et
     # al. 2015, keeps the signal's scale through the layers; train/model.py init_weights).
     init: InitScheme = "torch"
+    # Not in the paper: GroupNorm after each inner conv of the encoder and decoder (per image,
+    # so a minibatch's images stay independent, which the clamp needs); none = the paper.
+    norm: NormKind = "none"
     # Not in the paper: an extrinsic minibatch's active latent learns only from what differs
     # within the minibatch (its factor), not through its batch mean as one more identity
     # channel (train/clamp.py; README "Method notes").
@@ -292,6 +304,9 @@ class TrainConfig:
     # constant (the paper) | cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr to 0 over
     # the dataset's train.steps (Loshchilov & Hutter 2017).
     lr_schedule: LrSchedule = "constant"
+    # For lr_schedule cooldown: the constant lr, then a linear decay to 0 over this last
+    # fraction of the steps (Hägele et al. 2024 found 0.2 to match a cosine's end).
+    lr_cooldown: float = 0.2
     betas: tuple[float, float] = (0.9, 0.99)
     # Not in the paper: evaluate and save an exponential moving average of the weights (Polyak
     # & Juditsky 1992) with this per-step decay, warmed up as train/fit.py ema_decay says;
@@ -351,6 +366,9 @@ class TrainConfig:
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ParamsError(f"{key}.betas[{i}]", f"expected 0 <= beta < 1, got {b}")
+        if not 0.0 < self.lr_cooldown <= 1.0:
+            raise ParamsError(f"{key}.lr_cooldown", f"expected 0 < lr_cooldown <= 1 (a fraction "
+                              f"of the steps), got {self.lr_cooldown}")
         if not 0.0 <= self.ema < 1.0:
             raise ParamsError(f"{key}.ema", f"expected 0 <= ema < 1 (0 = off), got {self.ema}")
         if not self.seeds:

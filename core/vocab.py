@@ -21,8 +21,12 @@ MODELS = ("dcign", "baseline")  # clamped DC-IGN; the same network trained as a 
 # Weight-init schemes (train.init; train/model.py init_weights says what each draws).
 InitScheme = Literal["torch", "kaiming"]
 INITS: tuple[str, ...] = get_args(InitScheme)
+# Feature normalisation inside the network (train.norm; train/model.py Encoder and Decoder):
+# none (the paper) | group (GroupNorm, Wu & He 2018, after every inner conv).
+NormKind = Literal["none", "group"]
+NORMS: tuple[str, ...] = get_args(NormKind)
 # Learning-rate schedules (train.lr_schedule; train/fit.py lr_at says what each does).
-LrSchedule = Literal["constant", "cosine"]
+LrSchedule = Literal["constant", "cosine", "cooldown"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 MODEL_LABELS = {"dcign": "DC-IGN", "baseline": "baseline (plain VAE)"}  # in plots and tables
 # Elevation beyond +-89 degrees puts the camera on the vertical axis, where "up" is undefined.

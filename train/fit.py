@@ -68,7 +68,7 @@ def model_config(params: Params, index: SplitIndex, dataset: str) -> ModelConfig
                          f"shards' disentangled factors {factors}")
     return ModelConfig(image_size=index.image_size, channels=index.channels,
                        latent_dim=t.latent_dim, enc_channels=t.enc_channels,
-                       dec_channels=t.dec_channels,
+                       dec_channels=t.dec_channels, norm=t.norm,
                        odd_latents=tuple(factors.index(name) for name in odd))
 
 
@@ -102,13 +102,16 @@ def _resumable(saved: dict, now: dict) -> bool:
     return core(saved) == core(now)
 
 
-def lr_at(lr: float, schedule: str, step: int, n_steps: int) -> float:
+def lr_at(lr: float, schedule: str, step: int, n_steps: int, cooldown: float = 0.2) -> float:
     """The learning rate of update number `step` + 1 (0-based `step`) of an `n_steps` run:
-    constant, or cosine from lr at step 0 towards 0 at n_steps."""
+    constant; cosine from lr at step 0 towards 0 at n_steps; or cooldown: constant, then linear
+    towards 0 at n_steps over the last `cooldown` fraction of the steps."""
     if schedule == "constant":
         return lr
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
+    if schedule == "cooldown":
+        return lr * min(1.0, (n_steps - step) / (cooldown * n_steps))
     raise ValueError(f"unknown train.lr_schedule {schedule!r}; expected one of {LR_SCHEDULES}")
 
 
@@ -366,7 +369,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         noise = item_noise(seed, batch["item"], train_idx.batch_size,
                            t.latent_dim).to(device)
         for group in opt.param_groups:  # a function of the step, so a resume needs no state
-            group["lr"] = lr_at(t.lr, t.lr_schedule, step, n_steps)
+            group["lr"] = lr_at(t.lr, t.lr_schedule, step, n_steps, t.lr_cooldown)
         opt.zero_grad(set_to_none=True)
         loss, ratio = backward_step(net, x, kinds, noise, model_kind=model_kind,
                                     assignment=assignment, clamp_scale=t.clamp_scale,

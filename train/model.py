@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.vocab import INITS
+from core.vocab import INITS, NORMS, NormKind
 from train.clamp import DEFAULT_INVARIANCE_SCALE, LatentAssignment, clamp_latents
 
 ENC_KERNEL = 5
@@ -41,6 +41,7 @@ POOL = 2
 DEC_KERNEL = 7
 NUM_ENC_STAGES = 3
 NUM_DEC_STAGES = 4
+GROUPS = 8  # GroupNorm's groups (fewer where a layer has fewer channels); Wu & He use 32
 # Each decoder stage maps s -> 2s - (k - 1); after 4 stages s0 -> 16*s0 - 6*(1 + 2 + 4 + 8).
 _DEC_GROWTH = 2**NUM_DEC_STAGES  # 16
 _DEC_SHRINK = (DEC_KERNEL - 1) * (2**NUM_DEC_STAGES - 1)  # 90
@@ -104,6 +105,9 @@ class ModelConfig:
             a mirror image negates (azimuth and light azimuth of mirror-symmetric objects), this
             stops the latent from taking the turned-vs-frontal change, which is the same for
             both signs and would fold the code (see README, "The azimuth fold").
+        norm: "none" (the paper) or "group": GroupNorm before every ReLU that follows a conv
+            (not after the decoder's fc or its output conv). It normalises each image on its
+            own, so the clamp's minibatch statistics stay the only coupling between images.
     """
 
     image_size: int
@@ -112,6 +116,7 @@ class ModelConfig:
     enc_channels: tuple[int, int, int] = (96, 48, 24)
     dec_channels: tuple[int, int, int] = (48, 96, 96)
     odd_latents: tuple[int, ...] = ()
+    norm: NormKind = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int):
@@ -136,6 +141,15 @@ class ModelConfig:
             raise ValueError(f"odd_latents must be distinct latent indices in "
                              f"[0, {self.latent_dim}), got {self.odd_latents!r}")
         object.__setattr__(self, "odd_latents", odd)
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+
+
+def _norm_layers(norm: str, channels: int) -> list[nn.Module]:
+    """The layers a conv's output passes before its ReLU: none, or one GroupNorm."""
+    if norm == "none":
+        return []
+    return [nn.GroupNorm(math.gcd(GROUPS, channels), channels)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +165,9 @@ class Encoder(nn.Module):
         c_in = cfg.channels
         for c_out in cfg.enc_channels:
             # Pool before ReLU, as in the original; the two commute, so this is only bookkeeping.
-            layers += [nn.Conv2d(c_in, c_out, ENC_KERNEL), nn.MaxPool2d(POOL), nn.ReLU()]
+            # The norm after the pool: the same statistics up to the pool's choice, 4x cheaper.
+            layers += [nn.Conv2d(c_in, c_out, ENC_KERNEL), nn.MaxPool2d(POOL),
+                       *_norm_layers(cfg.norm, c_out), nn.ReLU()]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         side = encoder_sizes(cfg.image_size)[-1]
@@ -181,8 +197,8 @@ class Decoder(nn.Module):
         chans = (self.start_channels, *cfg.dec_channels, cfg.channels)
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(itertools.pairwise(chans)):
-            if i > 0:
-                layers.append(nn.ReLU())  # between stages only: the last conv emits logits
+            if i > 0:  # between stages only: the last conv emits logits
+                layers += [*_norm_layers(cfg.norm, c_in), nn.ReLU()]
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(c_in, c_out, DEC_KERNEL),
@@ -359,6 +375,8 @@ def _describe(layer: nn.Module) -> str:
         return f"Linear {layer.in_features}->{layer.out_features}"
     if isinstance(layer, nn.MaxPool2d):
         return f"MaxPool2d {layer.kernel_size}x{layer.kernel_size}"
+    if isinstance(layer, nn.GroupNorm):
+        return f"GroupNorm {layer.num_groups} groups"
     if isinstance(layer, nn.Upsample):
         return f"Upsample x{layer.scale_factor:g} {layer.mode}"
     return type(layer).__name__

@@ -170,12 +170,20 @@ def test_resume_extends_a_finished_run_and_leaves_a_finished_one_alone(faces,
             progress=False, resume=True)
 
 
-def test_lr_at_is_constant_or_a_half_cosine_to_zero() -> None:
+def test_lr_at_is_constant_a_half_cosine_or_a_linear_cooldown_to_zero() -> None:
     assert [lr_at(0.1, "constant", s, 10) for s in (0, 5, 9)] == [0.1, 0.1, 0.1]
     cos = [lr_at(0.1, "cosine", s, 10) for s in range(10)]
     assert cos[0] == 0.1 and cos[5] == pytest.approx(0.05) and 0 < cos[9] < 0.003
     assert all(a > b for a, b in itertools.pairwise(cos))
-    expected = r"unknown train\.lr_schedule 'step'; expected one of \('constant', 'cosine'\)"
+    # Cooldown 0.25 of 20 steps: the decay starts from the full rate at step 15, then falls in
+    # equal steps, to 0.02 at the last update.
+    cool = [lr_at(0.1, "cooldown", s, 20, cooldown=0.25) for s in range(20)]
+    assert cool[:16] == [0.1] * 16
+    assert cool[16:] == pytest.approx([0.08, 0.06, 0.04, 0.02])
+    assert lr_at(0.1, "cooldown", 0, 20, cooldown=1.0) == 0.1  # 1.0: linear from the start
+    assert lr_at(0.1, "cooldown", 10, 20, cooldown=1.0) == pytest.approx(0.05)
+    expected = (r"unknown train\.lr_schedule 'step'; expected one of "
+                r"\('constant', 'cosine', 'cooldown'\)")
     with pytest.raises(ValueError, match=expected):
         lr_at(0.1, "step", 0, 10)
 

@@ -178,6 +178,39 @@ def test_odd_latents_flip_sign_under_a_mirror_image_and_the_rest_are_untouched()
     assert not torch.allclose(mu_m[:, 1], -mu[:, 1])
 
 
+def test_norm_none_is_the_papers_layers_and_group_norms_each_image_on_its_own() -> None:
+    torch.manual_seed(0)
+    plain = DCIGN(ModelConfig(image_size=40, channels=1, **SMALL))
+    # "none" adds nothing, so checkpoints from before train.norm keep their weight names.
+    assert not any(isinstance(m, nn.GroupNorm) for m in plain.modules())
+    assert {"encoder.features.6.weight", "decoder.body.10.weight"} <= set(plain.state_dict())
+    normed = DCIGN(ModelConfig(image_size=40, channels=1, odd_latents=(0,), norm="group",
+                               **SMALL)).eval()
+    groups = [m for m in normed.modules() if isinstance(m, nn.GroupNorm)]
+    assert len(groups) == 6  # three encoder stages, the decoder's three inner convs
+    assert {m.num_groups for m in groups} == {4}  # gcd(8, 4 channels)
+    with torch.no_grad():
+        # The decoder's inner maps come out normalised per image: mean 0, variance 1 per group.
+        d = normed.decoder
+        h = torch.relu(d.fc(torch.randn(3, 6) * 5))
+        h = d.body[:3](h.view(3, d.start_channels, d.start_size, d.start_size))
+        assert h.flatten(1).mean(1).abs().max() < 1e-5
+        assert (h.flatten(1).var(1, unbiased=False) - 1).abs().max() < 1e-3
+        # Each image is normalised alone: changing one image leaves the others' codes and
+        # renders as they were (BatchNorm would not), so only the clamp couples a minibatch.
+        x = torch.rand(4, 1, 40, 40)
+        y = x.clone()
+        y[0] = torch.rand(1, 40, 40)
+        (mu_x, _), (mu_y, _) = normed.encode(x), normed.encode(y)
+        torch.testing.assert_close(mu_x[1:], mu_y[1:])
+        assert not torch.allclose(mu_x[0], mu_y[0])
+        # The flip-odd latent stays odd through the normalised encoder.
+        mu_m, _ = normed.encode(torch.flip(x, dims=(-1,)))
+        torch.testing.assert_close(mu_m[:, 0], -mu_x[:, 0])
+    with pytest.raises(ValueError, match="norm must be one of"):
+        ModelConfig(image_size=40, channels=1, norm="batch")
+
+
 def test_forward_rejects_bad_inputs() -> None:
     model = DCIGN(ModelConfig(image_size=36, channels=1, **SMALL))
     with pytest.raises(ValueError, match=r"\(N, 1, 36, 36\)"):
