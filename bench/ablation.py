@@ -3,8 +3,9 @@
     python -m bench.ablation [--results results/ablation] [--out FILE]
 
 Reads the evaluate stage's `metrics/<dataset>.json` of each configuration, as committed under
---results (`<config>/<dataset>.json`, each over n training seeds: results/ablation at today's
-defaults, results/ablation-previous-defaults before kaiming init, centring and kl_weight 0.1;
+--results (`<config>/<dataset>.json`, each over n training seeds: results/ablation at the
+defaults before GroupNorm, lr 1e-3, the cooldown and 2,400 faces steps, results/ablation-previous-
+defaults also before kaiming init, centring and kl_weight 0.1;
 README "Ablation" has the commands that made them), and prints one Markdown table per dataset:
 every metric of the evaluate stage as mean ± sample sd, per configuration and model, then for
 each configuration the clamp's effect (DC-IGN minus baseline) with the two-sided Welch t-test's
@@ -36,11 +37,16 @@ PAPER_KIND_MIX = "train.kind_mix.faces={azimuth: 1, elevation: 1, light_azimuth:
 # The previous defaults drew kinds by the rendered batch counts, with PyTorch's default init,
 # the ELBO and no centring (before train.init, kl_weight 0.1 and center_extrinsic).
 COUNTS_MIX = "train.kind_mix.faces=null"
-OLD_DEFAULTS = ("train.init=torch", "train.kl_weight=1", "train.center_extrinsic=false")
+# Both result sets were trained before train.norm: group, lr 1e-3, the cooldown and 2,400 faces
+# steps became the defaults; these pin what they were trained with.
+BEFORE_NORM = ("train.norm=none", "train.lr=0.0005", "train.lr_schedule=constant",
+               "train.steps.faces=1600")
+OLD_DEFAULTS = ("train.init=torch", "train.kl_weight=1", "train.center_extrinsic=false",
+                *BEFORE_NORM)
 RESULT_SETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "ablation": {
-        "paper-method": ("the paper's method: plain encoder", (SEEDS, PLAIN)),
-        "flip-odd": ("flip-odd encoder (our extension, the default)", (SEEDS,)),
+        "paper-method": ("the paper's method: plain encoder", (SEEDS, *BEFORE_NORM, PLAIN)),
+        "flip-odd": ("flip-odd encoder (our extension, the default)", (SEEDS, *BEFORE_NORM)),
     },
     "ablation-previous-defaults": {
         "paper-method": ("the paper's method: plain encoder, kind mix 1:1:1:10",

@@ -223,12 +223,14 @@ def test_each_ablation_configuration_is_expressible_in_params():
 
     paper_mix = {"azimuth": 1.0, "elevation": 1.0, "light_azimuth": 1.0, "intrinsic": 10.0}
     flip_odd = ("azimuth", "light_azimuth")
-    # (init, kl_weight, center_extrinsic) and, per configuration, (odd factors, faces mix) as
-    # each committed result set was trained: a default that changes must be pinned here.
+    # (init, kl_weight, center_extrinsic, norm, lr, lr schedule) and, per configuration, (odd
+    # factors, faces mix) as each committed result set was trained: a default that changes must
+    # be pinned here.
+    before_norm = ("none", 0.0005, "constant")
     want = {
-        "ablation": (("kaiming", 0.1, True),
+        "ablation": (("kaiming", 0.1, True, *before_norm),
                      {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
-        "ablation-previous-defaults": (("torch", 1.0, False),
+        "ablation-previous-defaults": (("torch", 1.0, False, *before_norm),
                                        {"paper-method": ((), paper_mix),
                                         "paper-encoder": ((), None),
                                         "flip-odd": (flip_odd, None)}),
@@ -240,7 +242,8 @@ def test_each_ablation_configuration_is_expressible_in_params():
         for config, (_, sets) in configs.items():
             t = load_params(REPO / "params.yaml", sets).train
             assert tuple(t.seeds) == (0, 1, 2), config
-            assert (t.init, t.kl_weight, t.center_extrinsic) == want[name][0], (name, config)
+            assert (t.init, t.kl_weight, t.center_extrinsic, t.norm, t.lr,
+                    t.lr_schedule) == want[name][0], (name, config)
             assert t.steps == {"faces": 1600, "chairs": 800}, (name, config)
             got[config] = (tuple(t.odd_factors["faces"]), t.mix_for("faces"))
         assert got == want[name][1], name
