@@ -42,6 +42,9 @@ DEC_KERNEL = 7
 NUM_ENC_STAGES = 3
 NUM_DEC_STAGES = 4
 GROUPS = 8  # GroupNorm's groups (fewer where a layer has fewer channels); Wu & He use 32
+# Fewest values a GroupNorm group normalises (channels per group x pixels): on the small maps
+# of small images the groups merge until they hold this many (at 64 px nothing merges).
+MIN_GROUP_VALUES = 16
 # Each decoder stage maps s -> 2s - (k - 1); after 4 stages s0 -> 16*s0 - 6*(1 + 2 + 4 + 8).
 _DEC_GROWTH = 2**NUM_DEC_STAGES  # 16
 _DEC_SHRINK = (DEC_KERNEL - 1) * (2**NUM_DEC_STAGES - 1)  # 90
@@ -145,11 +148,16 @@ class ModelConfig:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
 
 
-def _norm_layers(norm: str, channels: int) -> list[nn.Module]:
-    """The layers a conv's output passes before its ReLU: none, or one GroupNorm."""
-    if norm == "none":
+def _norm_layers(norm: str, channels: int, side: int) -> list[nn.Module]:
+    """The layers a (channels, side, side) conv output passes before its ReLU: none, or one
+    GroupNorm of up to GROUPS groups, each holding at least MIN_GROUP_VALUES values where the
+    map allows; none where the map is a single value (nothing to normalise)."""
+    if norm == "none" or channels * side * side < 2:
         return []
-    return [nn.GroupNorm(math.gcd(GROUPS, channels), channels)]
+    groups = math.gcd(GROUPS, channels)  # a power of two: halving keeps it a divisor
+    while groups > 1 and channels // groups * side * side < MIN_GROUP_VALUES:
+        groups //= 2
+    return [nn.GroupNorm(groups, channels)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,11 +171,12 @@ class Encoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = cfg.channels
-        for c_out in cfg.enc_channels:
+        pooled = encoder_sizes(cfg.image_size)[1::2]  # each stage's side after its pool
+        for c_out, side in zip(cfg.enc_channels, pooled, strict=True):
             # Pool before ReLU, as in the original; the two commute, so this is only bookkeeping.
             # The norm after the pool: the same statistics up to the pool's choice, 4x cheaper.
             layers += [nn.Conv2d(c_in, c_out, ENC_KERNEL), nn.MaxPool2d(POOL),
-                       *_norm_layers(cfg.norm, c_out), nn.ReLU()]
+                       *_norm_layers(cfg.norm, c_out, side), nn.ReLU()]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         side = encoder_sizes(cfg.image_size)[-1]
@@ -196,9 +205,10 @@ class Decoder(nn.Module):
         self.fc = nn.Linear(cfg.latent_dim, self.start_channels * self.start_size**2)
         chans = (self.start_channels, *cfg.dec_channels, cfg.channels)
         layers: list[nn.Module] = []
+        sides = decoder_sizes(cfg.image_size)  # sides[i]: the input side of stage i
         for i, (c_in, c_out) in enumerate(itertools.pairwise(chans)):
             if i > 0:  # between stages only: the last conv emits logits
-                layers += [*_norm_layers(cfg.norm, c_in), nn.ReLU()]
+                layers += [*_norm_layers(cfg.norm, c_in, sides[i]), nn.ReLU()]
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(c_in, c_out, DEC_KERNEL),

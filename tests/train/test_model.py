@@ -188,7 +188,16 @@ def test_norm_none_is_the_papers_layers_and_group_norms_each_image_on_its_own() 
                                **SMALL)).eval()
     groups = [m for m in normed.modules() if isinstance(m, nn.GroupNorm)]
     assert len(groups) == 6  # three encoder stages, the decoder's three inner convs
-    assert {m.num_groups for m in groups} == {4}  # gcd(8, 4 channels)
+    # gcd(8, 4 channels) groups, but the encoder's last map is 1x1 at 40 px: its 4 values form
+    # one group (4 groups of one value each would normalise every value to 0).
+    assert [m.num_groups for m in groups] == [4, 4, 1, 4, 4, 4]
+    # At the default size every norm keeps 8 groups of at least 16 values.
+    default = DCIGN(ModelConfig(64, 1, 32, (32, 32, 16), (32, 32, 32), norm="group"))
+    assert {m.num_groups for m in default.modules() if isinstance(m, nn.GroupNorm)} == {8}
+    # The smallest image trains: one image, a 1x1 last map.
+    tiny = DCIGN(ModelConfig(image_size=36, channels=1, norm="group", **SMALL)).train()
+    out = tiny(torch.rand(1, 1, 36, 36))
+    vae_loss(out.logits, torch.rand(1, 1, 36, 36), out.mu, out.logvar).total.backward()
     with torch.no_grad():
         # The decoder's inner maps come out normalised per image: mean 0, variance 1 per group.
         d = normed.decoder
