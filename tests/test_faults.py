@@ -197,7 +197,7 @@ def test_a_failed_rerun_keeps_the_finished_model_and_its_curves(shards, tmp_path
     keep = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert tmp_path / FINAL in keep and tmp_path / "train.json" in keep
     # A new run (no --resume) that stops before its end, as a failed or killed run does.
-    other = build(Params, {**tiny(0), "train": {**tiny(0)["train"], "lr": 1e-3}})
+    other = build(Params, {**tiny(0), "train": {**tiny(0)["train"], "lr": 7e-4}})
     fit(other, "faces", shards[0], tmp_path, model_kind="baseline", progress=False,
         stop_after=3)
     assert {p: p.read_bytes() for p in keep} == keep  # model, train.json and curves as they were

@@ -35,7 +35,7 @@ def test_resume_with_another_architecture_fails_clearly(faces, trained: Path,
 
 def test_load_model_checks_the_architecture(trained: Path, tmp_path: Path) -> None:
     model, ckpt = checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4),
-                                                                     (4, 4, 4), (0, 2)))
+                                                                     (4, 4, 4), (0, 2), "group"))
     assert not model.training and ckpt["step"] == 2
     convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)
              and m.in_channels > 1]  # (with 1 channel both layouts are the same strides)
@@ -43,10 +43,15 @@ def test_load_model_checks_the_architecture(trained: Path, tmp_path: Path) -> No
                          and not w.is_contiguous() for w in convs)  # as fit trains on a CPU
     with pytest.raises(CheckpointError, match=r"'latent_dim': \(8, 16\)"):
         checkpoint.load_model(trained, expect=ModelConfig(38, 1, 16, (4, 4, 4), (4, 4, 4),
-                                                          (0, 2)))
+                                                          (0, 2), "group"))
     # The flip symmetry is part of the architecture: a resume must not silently drop it.
     with pytest.raises(CheckpointError, match=r"'odd_latents': \(\(0, 2\), \(\)\)"):
-        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4)))
+        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4),
+                                                          norm="group"))
+    # So is the norm (train.norm: group, the default).
+    with pytest.raises(CheckpointError, match=r"'norm': \('group', 'none'\)"):
+        checkpoint.load_model(trained, expect=ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4),
+                                                          (0, 2)))
 
     # Weights that do not fit the architecture the checkpoint claims.
     ckpt = checkpoint.read(trained)
