@@ -365,17 +365,21 @@ def test_ddp_two_ranks_equal_one_process_with_two_minibatches(faces, tmp_path: P
 GRAD_KINDS = ["azimuth", "intrinsic"]  # latents 1 and 2 (elevation, light) clamped in both
 
 
-def _step_inputs() -> tuple[DCIGN, torch.Tensor, torch.Tensor, LatentAssignment]:
+def _step_inputs(norm: str = "none") -> tuple[DCIGN, torch.Tensor, torch.Tensor,
+                                                LatentAssignment]:
     torch.manual_seed(0)
-    model = DCIGN(ModelConfig(38, 1, 8, (4, 4, 4), (4, 4, 4))).train()
+    # With a norm, 16 channels: 2 a group. With one channel a group (4 channels), the bias
+    # before the norm would have gradient 0 in exact arithmetic, and float noise to compare.
+    c = (16, 16, 16) if norm == "group" else (4, 4, 4)
+    model = DCIGN(ModelConfig(38, 1, 8, c, c, norm=norm)).train()
     x, noise = torch.rand(8, 1, 38, 38), torch.randn(8, 8)
     return model, x, noise, LatentAssignment(("azimuth", "elevation", "light_azimuth"), 8)
 
 
-def _ddp_grad_worker(rank: int, world: int, port: int, out: Path) -> None:
+def _ddp_grad_worker(rank: int, world: int, port: int, out: Path, norm: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    model, x, noise, a = _step_inputs()
+    model, x, noise, a = _step_inputs(norm)
     net = torch.nn.parallel.DistributedDataParallel(model)
     rows = slice(4 * rank, 4 * rank + 4)  # rank r trains minibatch r
     backward_step(net, x[rows], GRAD_KINDS[rank:rank + 1], noise[rows],
@@ -385,17 +389,20 @@ def _ddp_grad_worker(rank: int, world: int, port: int, out: Path) -> None:
     torch.distributed.destroy_process_group()
 
 
-def test_ddp_step_with_the_clamp_on_equals_one_process_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("norm", ["none", "group"])
+def test_ddp_step_with_the_clamp_on_equals_one_process_step(tmp_path: Path, norm: str) -> None:
     # The gradient DDP applies (average over 2 gloo ranks of 1 minibatch each, loss x 2) equals
     # one process's gradient of the same 2 minibatches, with the invariance gradient at 1/100.
     # Compared as gradients: after Adam steps the biases of latents clamped in every minibatch
     # (gradient exactly 0 in exact arithmetic, ~1e-9 in floats) are normalised to +-lr noise.
-    model, x, noise, a = _step_inputs()
+    # GroupNorm (per image) keeps the equality.
+    model, x, noise, a = _step_inputs(norm)
     _, ratio = backward_step(model, x, GRAD_KINDS, noise, model_kind="dcign", assignment=a,
                                 clamp_scale=0.01)
     assert ratio == pytest.approx(0.01, rel=1e-4)
     single = {n: p.grad for n, p in model.named_parameters()}
-    mp.spawn(_ddp_grad_worker, args=(2, _free_port(), tmp_path / "g.pt"), nprocs=2, join=True)
+    mp.spawn(_ddp_grad_worker, args=(2, _free_port(), tmp_path / "g.pt", norm), nprocs=2,
+             join=True)
     ddp = torch.load(tmp_path / "g.pt")
     for name, g in single.items():
         torch.testing.assert_close(ddp[name], g, rtol=1e-4, atol=1e-6 * g.abs().max().item(),
