@@ -102,15 +102,19 @@ def _resumable(saved: dict, now: dict) -> bool:
     return core(saved) == core(now)
 
 
-def lr_at(lr: float, schedule: str, step: int, n_steps: int, cooldown: float = 0.2) -> float:
+def lr_at(lr: float, schedule: str, step: int, n_steps: int,
+          cooldown: float | None = None) -> float:
     """The learning rate of update number `step` + 1 (0-based `step`) of an `n_steps` run:
     constant; cosine from lr at step 0 towards 0 at n_steps; or cooldown: constant, then linear
-    towards 0 at n_steps over the last `cooldown` fraction of the steps."""
+    towards 0 at n_steps over the last `cooldown` fraction of the steps (train.lr_cooldown,
+    required with that schedule)."""
     if schedule == "constant":
         return lr
     if schedule == "cosine":
         return lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
     if schedule == "cooldown":
+        if cooldown is None:
+            raise ValueError("train.lr_schedule cooldown needs train.lr_cooldown")
         return lr * min(1.0, (n_steps - step) / (cooldown * n_steps))
     raise ValueError(f"unknown train.lr_schedule {schedule!r}; expected one of {LR_SCHEDULES}")
 

@@ -148,7 +148,7 @@ class ModelConfig:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
 
 
-def _norm_layers(norm: str, channels: int, side: int) -> list[nn.Module]:
+def _norm_layers(norm: NormKind, channels: int, side: int) -> list[nn.Module]:
     """The layers a (channels, side, side) conv output passes before its ReLU: none, or one
     GroupNorm of up to GROUPS groups, each holding at least MIN_GROUP_VALUES values where the
     map allows; none where the map is a single value (nothing to normalise)."""
