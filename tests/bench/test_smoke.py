@@ -228,6 +228,8 @@ def test_each_ablation_configuration_is_expressible_in_params():
     # be pinned here.
     before_norm = ("none", 0.0005, "constant")
     want = {
+        "default-6000-xeon": (("kaiming", 0.1, True, "group", 0.001, "cooldown"),
+                              {"flip-odd": (flip_odd, paper_mix)}),
         "ablation": (("kaiming", 0.1, True, *before_norm),
                      {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
         "ablation-previous-defaults": (("torch", 1.0, False, *before_norm),
@@ -244,7 +246,8 @@ def test_each_ablation_configuration_is_expressible_in_params():
             assert tuple(t.seeds) == (0, 1, 2), config
             assert (t.init, t.kl_weight, t.center_extrinsic, t.norm, t.lr,
                     t.lr_schedule) == want[name][0], (name, config)
-            assert t.steps == {"faces": 1600, "chairs": 800}, (name, config)
+            faces_steps = 6000 if name == "default-6000-xeon" else 1600
+            assert t.steps == {"faces": faces_steps, "chairs": 800}, (name, config)
             got[config] = (tuple(t.odd_factors["faces"]), t.mix_for("faces"))
         assert got == want[name][1], name
 
