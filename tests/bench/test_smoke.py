@@ -229,7 +229,7 @@ def test_each_ablation_configuration_is_expressible_in_params():
     before_norm = ("none", 0.0005, "constant", 1600)
     want = {
         "default-6000-xeon": (("kaiming", 0.1, True, "group", 0.001, "cooldown", 6000),
-                              {"flip-odd": (flip_odd, paper_mix)}),
+                              {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
         "ablation": (("kaiming", 0.1, True, *before_norm),
                      {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
         "ablation-previous-defaults": (("torch", 1.0, False, *before_norm),
