@@ -171,15 +171,15 @@ class Encoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = cfg.channels
-        pooled = encoder_sizes(cfg.image_size)[1::2]  # each stage's side after its pool
-        for c_out, side in zip(cfg.enc_channels, pooled, strict=True):
+        sizes = encoder_sizes(cfg.image_size)
+        for c_out, side in zip(cfg.enc_channels, sizes[1::2], strict=True):  # sides after pools
             # Pool before ReLU, as in the original; the two commute, so this is only bookkeeping.
             # The norm after the pool: the same statistics up to the pool's choice, 4x cheaper.
             layers += [nn.Conv2d(c_in, c_out, ENC_KERNEL), nn.MaxPool2d(POOL),
                        *_norm_layers(cfg.norm, c_out, side), nn.ReLU()]
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        side = encoder_sizes(cfg.image_size)[-1]
+        side = sizes[-1]
         self.flat_dim = cfg.enc_channels[-1] * side * side  # 5400 at 150
         self.mu = nn.Linear(self.flat_dim, cfg.latent_dim)
         self.logvar = nn.Linear(self.flat_dim, cfg.latent_dim)
@@ -302,6 +302,7 @@ class DCIGN(nn.Module):
         noise: Tensor | None = None,
         clamp_record: list[Tensor] | None = None,
         center_extrinsic: bool = False,
+        anchor_extrinsic: float = 0.0,
     ) -> VAEOutput:
         """Encode, clamp (optional), sample, decode.
 
@@ -318,6 +319,8 @@ class DCIGN(nn.Module):
                 at backward (:func:`train.clamp.clamp_latents`).
             center_extrinsic: train an extrinsic minibatch's active latent by within-minibatch
                 differences only (:func:`train.clamp.clamp_latents`; not in the paper).
+            anchor_extrinsic: with it, pull such a latent's minibatch mean toward 0
+                (:func:`train.clamp.clamp_latents`; not in the paper).
 
         Returns:
             :class:`VAEOutput` (logits, mu, logvar, z), mu and logvar clamped when ``kinds`` is
@@ -330,7 +333,8 @@ class DCIGN(nn.Module):
             # Clamp both heads before sampling (DESIGN.md section 4), so the clamped units enter
             # the decoder as one shared distribution per minibatch.
             mu, logvar = clamp_latents(mu, logvar, kinds, assignment, clamp_scale,
-                                       record=clamp_record, center_extrinsic=center_extrinsic)
+                                       record=clamp_record, center_extrinsic=center_extrinsic,
+                                       anchor_extrinsic=anchor_extrinsic)
         elif assignment is not None:
             raise ValueError("an assignment was given without kinds; pass kinds to clamp")
         z = self.reparameterize(mu, logvar, noise) if self.training else mu
