@@ -1,7 +1,7 @@
 """Does the encoder see a factor that its assigned latent does not carry? (analysis, not a timing)
 
     python -m bench.latent_probe CHECKPOINT [CHECKPOINT ...] [--factor elevation]
-                                 [--data data/faces] [--out FILE]
+                                 [--by-view] [--data data/faces] [--out FILE]
 
 For each DC-IGN checkpoint, on the minibatches of kind --factor (only that factor varies): a
 ridge regression (sklearn's RidgeCV, alphas 1e-3..1e3) fitted on the train split's batches
@@ -10,11 +10,20 @@ its Pearson r on the test split's batches is printed beside the assigned latent'
 the factor, the same r within minibatches (latent and factor centred in each minibatch, which
 holds one identity), and that latent's standard deviation over the test batches. A high (a)
 with a low latent r means the information is there and the latent carries something else.
+
+--by-view adds, per checkpoint, where along the factor and at which views the latent reads it:
+the latent's mean and sd in six equal bins of the factor, on the test split's batches (a grid
+at the reference view: every other factor at the middle of its range) and on the train split's
+(the other factors drawn per batch), the latter split by the batch's first other factor
+(azimuth for elevation) in three equal bins of its absolute value; and the within-minibatch r
+of the train batches in the same three bins. The test split holds no other views, so these are
+training identities: read them for the shape, not as a held-out score.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 from pathlib import Path
 
@@ -30,15 +39,16 @@ from train import checkpoint
 REPO = Path(__file__).resolve().parents[1]
 
 
-def factor_batches(index, factor: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, C, H, W) uint8 and factor values (N,) of every minibatch of kind `factor`."""
+def factor_batches(index, factor: str, *, every: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, C, H, W) uint8 and factor values (N,) of every minibatch of kind `factor`;
+    ``every``: all factors' values (N, F), in ``index.factor_names`` order."""
     reader = ShardReader(index)
     col = index.factor_names.index(factor)
     images, values = [], []
     for fi, row in index.by_kind[factor]:
         b = reader.read(int(fi), int(row))
         images.append(b["images"])
-        values.append(b["factors"][:, col])
+        values.append(b["factors"] if every else b["factors"][:, col])
     reader.close()
     return np.concatenate(images), np.concatenate(values)
 
@@ -77,10 +87,63 @@ def probe(path: Path, factor: str, data: Path) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _bins(lo: float, hi: float, n: int) -> np.ndarray:
+    return np.linspace(lo, hi, n + 1)
+
+
+def _mean_sd(v: np.ndarray) -> str:
+    return f"{v.mean():+.2f} ± {v.std():.2f} ({len(v)})" if len(v) else ""
+
+
+def by_view(path: Path, factor: str, data: Path) -> str:
+    """The --by-view tables of one checkpoint (module docstring)."""
+    model, ckpt = checkpoint.load_model(path)
+    model.eval()
+    train_idx, test_idx = scan_splits(data, ckpt["dataset"], "probes")
+    names = list(train_idx.factor_names)
+    col, latent = names.index(factor), checkpoint.assignment_of(ckpt).factors.index(factor)
+    others = [n for n in names if n != factor]
+    if not others:
+        return f"{path}: no other factor to split the views by"
+    by = names.index(others[0])
+    (xtr, ftr), (xte, fte) = (factor_batches(i, factor, every=True)
+                              for i in (train_idx, test_idx))
+    ztr, zte = codes(model, xtr)[1][:, latent], codes(model, xte)[1][:, latent]
+    (lo, hi), (by_lo, by_hi) = (train_idx.factor_ranges[n] for n in (factor, others[0]))
+    edges = _bins(lo, hi + 1e-9, 6)  # the rendered ranges, so bins are the same for every run
+    far = np.abs(ftr[:, by])
+    view_edges = _bins(0.0, max(abs(by_lo), abs(by_hi)) + 1e-9, 3)
+    views = [(far >= a) & (far < b) for a, b in itertools.pairwise(view_edges)]
+    view_names = [f"\\|{others[0]}\\| {a:.0f}-{b:.0f}"
+                  for a, b in itertools.pairwise(view_edges)]
+    head = [factor, "test grid (reference view)", *[f"train, {v}" for v in view_names]]
+    lines = [f"{path} (step {ckpt['step']}): the {factor} latent's mean ± sd (images)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for a, b in itertools.pairwise(edges):
+        in_tr = (ftr[:, col] >= a) & (ftr[:, col] < b)
+        in_te = (fte[:, col] >= a) & (fte[:, col] < b)
+        lines.append("| " + " | ".join([f"{a:.0f} to {b:.0f}", _mean_sd(zte[in_te]),
+                                         *[_mean_sd(ztr[in_tr & v]) for v in views]]) + " |")
+    bs = train_idx.batch_size
+    r_batch = np.array([np.corrcoef(f, z)[0, 1] for f, z in
+                        zip(ftr[:, col].reshape(-1, bs), ztr.reshape(-1, bs), strict=True)])
+    view_batch = [v.reshape(-1, bs)[:, 0] for v in views]
+    r_te = np.array([np.corrcoef(f, z)[0, 1] for f, z in
+                     zip(fte[:, col].reshape(-1, bs), zte.reshape(-1, bs), strict=True)])
+    lines += ["", "| within-minibatch r (mean ± sd over minibatches) | test grid | "
+              + " | ".join(f"train, {v}" for v in view_names) + " |",
+              "|" + "---|" * (2 + len(views)),
+              f"| {factor} latent | {_mean_sd(np.abs(r_te))} | "
+              + " | ".join(_mean_sd(np.abs(r_batch[m])) for m in view_batch) + " |"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
     ap.add_argument("--factor", default="elevation")
+    ap.add_argument("--by-view", action="store_true",
+                    help="also the latent along the factor and by view (module docstring)")
     ap.add_argument("--data", type=Path, default=REPO / "data" / "faces")
     ap.add_argument("--out", default=None, help="append the table to this Markdown file")
     a = ap.parse_args()
@@ -94,6 +157,8 @@ def main() -> None:
              f"On the {a.factor} minibatches of {a.data}: ridge fitted on train, r on test.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += [probe(p, a.factor, a.data) for p in a.checkpoints]
+    if a.by_view:
+        lines += ["", *(f"{by_view(p, a.factor, a.data)}\n" for p in a.checkpoints)]
     publish("\n".join(lines), a.out)
 
 

@@ -300,10 +300,6 @@ class TrainConfig:
     # within the minibatch (its factor), not through its batch mean as one more identity
     # channel (train/clamp.py; README "Method notes").
     center_extrinsic: bool = False
-    # Not in the paper: with center_extrinsic, that latent's minibatch mean is pulled toward 0
-    # at this fraction of the active gradient's norm (an extrinsic minibatch sweeps its factor
-    # over the whole range, so its mean is the middle); 0 = off (train/clamp.py).
-    anchor_extrinsic: float = 0.0
     lr: float = 5e-4  # paper: 5e-4
     # constant (the paper) | cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr to 0 over
     # the dataset's train.steps (Loshchilov & Hutter 2017).
@@ -364,13 +360,6 @@ class TrainConfig:
                 _positive(f"{key}.{name}[{i}]", c)
         if self.clamp_scale < 0:
             raise ParamsError(f"{key}.clamp_scale", f"expected >= 0, got {self.clamp_scale}")
-        if self.anchor_extrinsic < 0:
-            raise ParamsError(f"{key}.anchor_extrinsic",
-                              f"expected >= 0, got {self.anchor_extrinsic}")
-        if self.anchor_extrinsic > 0 and not self.center_extrinsic:
-            raise ParamsError(f"{key}.anchor_extrinsic",
-                              "needs train.center_extrinsic: true (it pulls the minibatch mean "
-                              "that centring takes out of the gradient)")
         if not 0 < self.kl_weight <= 1:
             raise ParamsError(f"{key}.kl_weight", f"expected 0 < kl_weight <= 1, got "
                               f"{self.kl_weight}")

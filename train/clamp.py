@@ -137,62 +137,46 @@ class ClampToBatchMean(torch.autograd.Function):
     (active entries), the upstream gradient loses its mean over the minibatch's B rows, so that
     latent is trained only by what differs within the minibatch, i.e. by its own factor, and
     not as one more batch-level (identity) channel through its minibatch mean.
-
-    ``anchor`` >= 0 (not in the paper; ``train.anchor_extrinsic``), with ``center``: the
-    gradient centring removed from a centred entry's minibatch mean is replaced by a pull of
-    that mean toward 0, the prior's mean, of norm ``anchor`` times the minibatch's active
-    gradient norm. An extrinsic minibatch draws its factor over the whole range
-    (render/batches.py), so its mean is the range's middle up to sd/sqrt(B) whoever the
-    identity is; the pull removes identity-to-identity offsets of the latent.
     """
 
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, active: Tensor, scale: float,
-                record: list[Tensor] | None, center: Tensor | None = None,
-                anchor: float = 0.0) -> Tensor:
+                record: list[Tensor] | None, center: Tensor | None = None) -> Tensor:
         mean = x.mean(dim=1, keepdim=True)  # (G, 1, D)
         keep = active.unsqueeze(1)  # (G, 1, D), broadcasts over the B rows
         deviation = torch.where(keep, 0.0, x - mean)  # (G, B, D), zero on active latents
+        ctx.save_for_backward(deviation, keep)
+        ctx.scale, ctx.record = scale, record
         ctx.center = None if center is None else (center & active).unsqueeze(1)  # (G, 1, D)
-        centred_mean = mean if ctx.center is None else torch.where(ctx.center, mean, 0.0)
-        ctx.save_for_backward(deviation, keep, centred_mean)
-        ctx.scale, ctx.record, ctx.anchor = scale, record, anchor
         return torch.where(keep, x, mean)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None, None]:
-        deviation, keep, centred_mean = ctx.saved_tensors
-        norms = lambda t: t.double().flatten(1).norm(dim=1)  # noqa: E731, (G,) per minibatch
-
-        def pull_to(target_norm: Tensor, direction: Tensor) -> Tensor:
-            # direction scaled to target_norm per minibatch; none where it is already 0.
-            d_norm = norms(direction)
-            coef = torch.where(d_norm > 0, target_norm / d_norm.clamp_min(1e-300), 0.0)
-            return coef.to(direction.dtype).view(-1, 1, 1) * direction
-
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None, None, None, None]:
+        deviation, keep = ctx.saved_tensors
         if ctx.center is not None:
             grad_out = torch.where(ctx.center, grad_out - grad_out.mean(dim=1, keepdim=True),
                                    grad_out)
+        norms = lambda t: t.double().flatten(1).norm(dim=1)  # noqa: E731, (G,) per minibatch
         active_norm = norms(torch.where(keep, grad_out, 0.0))
-        pull = pull_to(ctx.scale * active_norm, deviation)
+        dev_norm = norms(deviation)
+        # A minibatch whose inactive latents already agree (dev_norm 0) gets no pull.
+        coef = torch.where(dev_norm > 0, ctx.scale * active_norm / dev_norm.clamp_min(1e-300), 0.0)
+        pull = coef.to(deviation.dtype).view(-1, 1, 1) * deviation
         grad_x = torch.where(keep, grad_out, pull)
-        if ctx.center is not None and ctx.anchor > 0:
-            grad_x = grad_x + pull_to(ctx.anchor * active_norm,
-                                      centred_mean.expand_as(deviation))
         if ctx.record is not None:
             ctx.record.append(torch.stack([norms(pull), active_norm], dim=1).detach())
-        return grad_x, None, None, None, None, None
+        return grad_x, None, None, None, None
 
 
 def clamp_to_batch_mean(
     x: Tensor, active: Tensor, scale: float = DEFAULT_INVARIANCE_SCALE,
-    record: list[Tensor] | None = None, center: Tensor | None = None, anchor: float = 0.0,
+    record: list[Tensor] | None = None, center: Tensor | None = None,
 ) -> Tensor:
     """Validated entry point to :class:`ClampToBatchMean`; x (G, B, D), active (G, D) bool;
     ``record``: a list that receives each backward's [invariance, active] gradient norms;
     ``center``: None or a (G, D) bool mask of active entries trained by within-batch
-    differences only; ``anchor``: their minibatch means' pull toward 0, relative (>= 0)."""
+    differences only."""
     if x.ndim != 3:
         raise ValueError(f"x must be (G, B, D), got shape {tuple(x.shape)}")
     if active.dtype != torch.bool or active.shape != (x.shape[0], x.shape[2]):
@@ -206,10 +190,8 @@ def clamp_to_batch_mean(
     if not math.isfinite(scale) or scale < 0:
         # A negative scale would push latents apart: the sign bug DESIGN.md section 4 warns of.
         raise ValueError(f"invariance scale must be finite and >= 0, got {scale}")
-    if not math.isfinite(anchor) or anchor < 0:
-        raise ValueError(f"anchor scale must be finite and >= 0, got {anchor}")
     return ClampToBatchMean.apply(x, active.to(x.device), float(scale), record,
-                                  None if center is None else center.to(x.device), float(anchor))
+                                  None if center is None else center.to(x.device))
 
 
 def clamp_latents(
@@ -221,7 +203,6 @@ def clamp_latents(
     batch_size: int | None = None,
     record: list[Tensor] | None = None,
     center_extrinsic: bool = False,
-    anchor_extrinsic: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Clamp both encoder heads for a step of ``len(kinds)`` minibatches.
 
@@ -237,9 +218,6 @@ def clamp_latents(
         center_extrinsic: if True, an extrinsic minibatch's active latent (mu head) is trained
             by its within-minibatch differences only (:class:`ClampToBatchMean`'s ``center``);
             its log-variance and the intrinsic latents keep their whole gradient.
-        anchor_extrinsic: with ``center_extrinsic``, the pull of such a latent's minibatch mean
-            toward 0, relative to the active gradient's norm (:class:`ClampToBatchMean`'s
-            ``anchor``); 0 = off.
 
     Returns:
         (mu, logvar), each (G*B, D), clamped. The plain-VAE baseline simply skips this call.
@@ -266,7 +244,6 @@ def clamp_latents(
     if center_extrinsic:
         extrinsic = torch.tensor([k != INTRINSIC for k in kinds], device=mu.device)
         center = active & extrinsic[:, None]  # (G, D)
-    mu_c = clamp_to_batch_mean(mu.reshape(g, b, d), active, scale, record, center,
-                               anchor_extrinsic)  # (G, B, D)
+    mu_c = clamp_to_batch_mean(mu.reshape(g, b, d), active, scale, record, center)  # (G, B, D)
     logvar_c = clamp_to_batch_mean(logvar.reshape(g, b, d), active, scale)  # (G, B, D)
     return mu_c.reshape(n, d), logvar_c.reshape(n, d)  # (G*B, D) each

@@ -391,8 +391,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         loss, ratio = backward_step(net, x, kinds, noise, model_kind=model_kind,
                                     assignment=assignment, clamp_scale=t.clamp_scale,
                                     kl_weight=t.kl_weight,
-                                    center_extrinsic=t.center_extrinsic,
-                                    anchor_extrinsic=t.anchor_extrinsic, world=world, amp=amp)
+                                    center_extrinsic=t.center_extrinsic, world=world, amp=amp)
         opt.step()
         step += 1
         if ema is not None:

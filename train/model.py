@@ -302,7 +302,6 @@ class DCIGN(nn.Module):
         noise: Tensor | None = None,
         clamp_record: list[Tensor] | None = None,
         center_extrinsic: bool = False,
-        anchor_extrinsic: float = 0.0,
     ) -> VAEOutput:
         """Encode, clamp (optional), sample, decode.
 
@@ -319,8 +318,6 @@ class DCIGN(nn.Module):
                 at backward (:func:`train.clamp.clamp_latents`).
             center_extrinsic: train an extrinsic minibatch's active latent by within-minibatch
                 differences only (:func:`train.clamp.clamp_latents`; not in the paper).
-            anchor_extrinsic: with it, pull such a latent's minibatch mean toward 0
-                (:func:`train.clamp.clamp_latents`; not in the paper).
 
         Returns:
             :class:`VAEOutput` (logits, mu, logvar, z), mu and logvar clamped when ``kinds`` is
@@ -333,8 +330,7 @@ class DCIGN(nn.Module):
             # Clamp both heads before sampling (DESIGN.md section 4), so the clamped units enter
             # the decoder as one shared distribution per minibatch.
             mu, logvar = clamp_latents(mu, logvar, kinds, assignment, clamp_scale,
-                                       record=clamp_record, center_extrinsic=center_extrinsic,
-                                       anchor_extrinsic=anchor_extrinsic)
+                                       record=clamp_record, center_extrinsic=center_extrinsic)
         elif assignment is not None:
             raise ValueError("an assignment was given without kinds; pass kinds to clamp")
         z = self.reparameterize(mu, logvar, noise) if self.training else mu

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -117,10 +118,17 @@ def test_sweep_trains_and_scores_each_value_and_model(tmp_path):
     rows = [ln for ln in curves.splitlines() if ln.startswith("| 4 |")]
     assert len(rows) == 1 and all(float(c) > 0 for c in rows[0].strip("|").split("|")[1:]), curves
     # bench.latent_probe reads a factor from a trained checkpoint's features and code.
-    probe = _bench(tmp_path, "bench.latent_probe", f"{runs[0]}/model.pt", "--data", str(data))
+    probe = _bench(tmp_path, "bench.latent_probe", f"{runs[0]}/model.pt", "--data", str(data),
+                   "--by-view")
     row = next(ln for ln in probe.splitlines() if ln.startswith(f"| {runs[0]}/model.pt"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "step 4" and all(-1 <= float(c) <= 1 for c in cells[2:6]), probe
+    # --by-view: six bins along elevation, then the within-minibatch r by azimuth bin.
+    bins = [ln for ln in probe.splitlines() if re.match(r"\| -?\d+ to -?\d+ \|", ln)]
+    assert len(bins) == 6 and "\\|azimuth\\| 0-30" in probe, probe
+    r_row = next(ln for ln in probe.splitlines() if ln.startswith("| elevation latent |"))
+    assert all(0 <= float(c.split("±")[0]) <= 1 for c in r_row.strip("|").split("|")[1:]
+               if c.strip()), probe
     # bench.identity_curve scores retrieval at each chunk, then the finished model in full;
     # --no-curves (bench/gpu.sh, on a machine without dvclive) leaves no live/.
     sets = [arg for s in tiny for arg in ("--set", s)]

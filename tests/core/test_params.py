@@ -70,7 +70,6 @@ def test_override_changes_a_value():
         ("render.camera.margin=-.inf", "render.camera.margin", "finite"),
         ("train.lr=.nan", "train.lr", "finite"),
         ("train.clamp_scale=.inf", "train.clamp_scale", "finite"),
-        ("train.anchor_extrinsic=-0.1", "train.anchor_extrinsic", "expected >= 0"),
         ("train.kl_weight=0", "train.kl_weight", "0 < kl_weight <= 1"),
         ("train.kl_weight=1.5", "train.kl_weight", "0 < kl_weight <= 1"),
         ("train.init=xavier", "train.init", "'torch' | 'kaiming'"),
@@ -103,13 +102,6 @@ def test_bad_params_name_the_key(override, key, words):
     assert info.value.key == key
     assert words in str(info.value)
     assert f"'{key}'" in str(info.value)
-
-
-def test_anchor_extrinsic_needs_centring():
-    with pytest.raises(ParamsError, match=r"needs train\.center_extrinsic") as info:
-        load_params(REPO / "params.yaml",
-                    ("train.anchor_extrinsic=0.1", "train.center_extrinsic=false"))
-    assert info.value.key == "train.anchor_extrinsic"
 
 
 def test_missing_key_is_named(tmp_path):

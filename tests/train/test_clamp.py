@@ -356,37 +356,3 @@ def test_center_extrinsic_trains_an_extrinsic_latent_by_within_batch_differences
     with pytest.raises(ValueError, match="center must be a bool mask"):
         clamp_to_batch_mean(mu.detach().reshape(2, 4, 3), torch.ones(2, 3, dtype=torch.bool),
                             center=torch.ones(2, 2, dtype=torch.bool))
-
-
-def test_anchor_extrinsic_pulls_a_centred_latents_batch_mean_toward_zero() -> None:
-    a = LatentAssignment(["azimuth"], latent_dim=3)
-    g = torch.Generator().manual_seed(1)
-    mu = (torch.randn(8, 3, generator=g) + 2.0).requires_grad_()  # batch means far from 0
-    logvar = torch.randn(8, 3, generator=g, requires_grad=True)
-    weights = torch.randn(8, 3, generator=g)
-    kinds = ["azimuth", "intrinsic"]
-    grads = {}
-    for anchor in (0.0, 0.5):
-        mu.grad = logvar.grad = None
-        mu_c, lv_c = clamp_latents(mu, logvar, kinds, a, scale=0.0, batch_size=4,
-                                   center_extrinsic=True, anchor_extrinsic=anchor)
-        ((mu_c + lv_c) * weights).sum().backward()
-        grads[anchor] = mu.grad.clone()
-    off, on = grads[0.0], grads[0.5]
-    added = on[:4, 0] - off[:4, 0]  # the anchor's part: the same on every row of the minibatch
-    assert torch.allclose(added, added[0].expand(4))
-    # Its sign descends toward 0: the gradient has the mean's sign (mean > 0 here).
-    batch_mean = float(mu.detach()[:4, 0].mean())
-    assert batch_mean > 0 and float(added[0]) > 0
-    # Its norm is anchor x the minibatch's (centred) active gradient norm.
-    assert float(added.norm()) == pytest.approx(0.5 * float(off[:4, 0].norm()), rel=1e-5)
-    # Nothing else moves: the other latents of that minibatch and the intrinsic minibatch.
-    assert torch.equal(on[:4, 1:], off[:4, 1:]) and torch.equal(on[4:], off[4:])
-    # Without centring there is no anchor, and a negative one is refused.
-    mu.grad = None
-    mu_c, _ = clamp_latents(mu, logvar, kinds, a, scale=0.0, batch_size=4, anchor_extrinsic=0.5)
-    (mu_c * weights).sum().backward()
-    assert abs(float(mu.grad[:4, 0].sum() - (weights[:4, 0]).sum())) < 1e-5
-    with pytest.raises(ValueError, match="anchor scale must be finite and >= 0"):
-        clamp_to_batch_mean(mu.detach().reshape(2, 4, 3), torch.ones(2, 3, dtype=torch.bool),
-                            anchor=-1.0)
