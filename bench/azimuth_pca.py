@@ -1,7 +1,7 @@
 """Why one latent folds: principal components of the image change inside one-factor minibatches.
 
     python -m bench.azimuth_pca [--data data/faces] [--factor azimuth] [--windows 90,60,45,30]
-                                [--components 3] [--out FILE]
+                                [--view NAME=LO,HI] [--components 3] [--out FILE]
 
 Not a timing. For every train minibatch of kind --factor, the images are centred on their batch
 mean (what the clamp leaves for the one free latent to explain) and pooled; the table gives the
@@ -9,7 +9,9 @@ leading principal components' share of that variance and their correlation with 
 (odd: left vs right) and with its absolute value (even: how far from the middle of the range, e.g.
 turned vs frontal). A window W keeps only images with |factor - middle| < W, as if the range were
 narrower. A linear VAE's single latent takes the first component (PCA); if it is even, the code
-starts folded (README, "The azimuth fold").
+starts folded (README, "The azimuth fold"). --view NAME=LO,HI keeps only the minibatches whose
+other factor NAME (fixed within a minibatch) lies LO <= |NAME - middle of its range| < HI, e.g.
+elevation seen from the front: --factor elevation --view azimuth=0,20.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from core.shards import ShardError, SplitIndex
 from evaluate.data import load_batches
 
 
-def batches_of(split_dir: Path, factor: str) -> tuple[np.ndarray, np.ndarray]:
+def batches_of(split_dir: Path, factor: str,
+               view: tuple[str, float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images (n, B, pixels) float in [0, 1], factor values (n, B)) of the split's `factor`
-    minibatches."""
+    minibatches; ``view`` (name, lo, hi): only those with lo <= |name - its middle| < hi."""
     try:
         index = SplitIndex.scan(split_dir)
     except ShardError as e:
@@ -35,7 +38,31 @@ def batches_of(split_dir: Path, factor: str) -> tuple[np.ndarray, np.ndarray]:
     # The evaluate stage's reader; it reads as many of each other kind, cheap next to the SVD.
     batches = load_batches(index, per_kind=len(index.by_kind[factor])).of_kind(factor)
     images = batches.images.reshape(len(batches), index.batch_size, -1) / 255.0
-    return images, batches.factor(factor)
+    values = batches.factor(factor)
+    if view is None:
+        return images, values
+    name, lo, hi = view
+    if name == factor or name not in index.factor_ranges:
+        raise SystemExit(f"--view {name}: not another factor of {split_dir} "
+                         f"(factors: {sorted(index.factor_ranges)}, varied: {factor})")
+    middle = sum(index.factor_ranges[name]) / 2
+    off = np.abs(batches.factor(name)[:, 0] - middle)  # one value per minibatch
+    keep = (off >= lo) & (off < hi)
+    if not keep.any():
+        raise SystemExit(f"--view {name}={lo:g},{hi:g}: no {factor} minibatch in {split_dir}")
+    return images[keep], values[keep]
+
+
+def parse_view(text: str) -> tuple[str, float, float]:
+    """"azimuth=0,20" -> ("azimuth", 0.0, 20.0)."""
+    try:
+        name, bounds = text.split("=")
+        lo, hi = (float(b) for b in bounds.split(","))
+    except ValueError:
+        raise SystemExit(f"--view {text!r}: expected NAME=LO,HI, e.g. azimuth=0,20") from None
+    if not 0 <= lo < hi:
+        raise SystemExit(f"--view {text!r}: expected 0 <= LO < HI")
+    return name, lo, hi
 
 
 def components(images: np.ndarray, values: np.ndarray, window: float,
@@ -66,13 +93,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--factor", default="azimuth")
     ap.add_argument("--windows", default="90,60,45,30",
                     help="half-widths around the middle of the range, degrees")
+    ap.add_argument("--view", type=parse_view, default=None,
+                    help="NAME=LO,HI: only minibatches with LO <= |NAME - middle| < HI")
     ap.add_argument("--components", type=int, default=3)
     ap.add_argument("--out", type=Path, help="append the table here (default: print it)")
     a = ap.parse_args(argv)
-    images, values = batches_of(a.data / "train", a.factor)
-    lines = [f"### {a.factor} minibatches of {a.data}/train: batch-centred principal components",
-             "", f"`python -m bench.azimuth_pca --data {a.data} --factor {a.factor} "
-             f"--windows {a.windows}`", "",
+    images, values = batches_of(a.data / "train", a.factor, a.view)
+    view = "" if a.view is None else f" --view {a.view[0]}={a.view[1]:g},{a.view[2]:g}"
+    where = "" if a.view is None else (f", {len(images)} minibatches with "
+                                       f"{a.view[1]:g} <= \\|{a.view[0]}\\| < {a.view[2]:g}")
+    lines = [f"### {a.factor} minibatches of {a.data}/train{where}: batch-centred principal "
+             "components", "", f"`python -m bench.azimuth_pca --data {a.data} --factor {a.factor} "
+             f"--windows {a.windows}{view}`", "",
              "| window | images | component | variance share | r(factor) | r(abs) |",
              "|---|---|---|---|---|---|"]
     for w in (float(x) for x in a.windows.split(",")):

@@ -62,6 +62,16 @@ def test_azimuth_pca_writes_a_row_per_window_and_component(tmp_path):
     assert [r.split("|")[1].strip() for r in rows] == ["±90", "±90", "±60", "±60"], text
     shares = [float(r.split("|")[4]) for r in rows]
     assert all(0 < x <= 1 for x in shares) and shares[0] >= shares[1], text
+    # --view keeps the minibatches seen from a range of another factor (every one here).
+    text = _bench(tmp_path, "bench.azimuth_pca", "--data", str(data), "--factor", "elevation",
+                  "--windows", "90", "--components", "1", "--view", "azimuth=0,91")
+    assert "--view azimuth=0,91" in text and "0 <= \\|azimuth\\| < 91" in text, text
+    last = text[text.rindex("### elevation minibatches"):]  # _bench's file holds both tables
+    assert len([ln for ln in last.splitlines() if ln.startswith("| ±90 |")]) == 1, text
+    r = subprocess.run([sys.executable, "-m", "bench.azimuth_pca", "--data", str(data),
+                        "--factor", "elevation", "--view", "elevation=0,10"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "not another factor" in r.stderr, r.stderr
 
 
 def test_gate_noise_writes_spread_false_alarms_and_detection(tmp_path):
