@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +65,38 @@ def codes(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(feats), np.concatenate(mus)
 
 
-def probe(path: Path, factor: str, data: Path) -> str:
+@dataclass(frozen=True)
+class Encoded:
+    """One checkpoint's encoding of the --factor minibatches of both splits; per split
+    (conv features (N, F), mu (N, D), every factor's values (N, factors))."""
+
+    path: Path
+    step: int
+    latent: int  # the --factor's latent
+    factor_names: tuple[str, ...]
+    factor_ranges: dict[str, tuple[float, float]]
+    batch_size: int
+    train: tuple[np.ndarray, np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def encode(path: Path, factor: str, data: Path) -> Encoded:
     model, ckpt = checkpoint.load_model(path)
     model.eval()
     train_idx, test_idx = scan_splits(data, ckpt["dataset"], "probes")
-    latent = checkpoint.assignment_of(ckpt).factors.index(factor)
-    (xtr, ytr), (xte, yte) = (factor_batches(i, factor) for i in (train_idx, test_idx))
-    (ftr, mtr), (fte, mte) = codes(model, xtr), codes(model, xte)
+    splits = []
+    for index in (train_idx, test_idx):
+        images, values = factor_batches(index, factor, every=True)
+        splits.append((*codes(model, images), values))
+    return Encoded(path, int(ckpt["step"]), checkpoint.assignment_of(ckpt).factors.index(factor),
+                   tuple(train_idx.factor_names), train_idx.factor_ranges, train_idx.batch_size,
+                   splits[0], splits[1])
+
+
+def probe(enc: Encoded, factor: str) -> str:
+    col = enc.factor_names.index(factor)
+    (ftr, mtr, vtr), (fte, mte, vte) = enc.train, enc.test
+    ytr, yte, latent = vtr[:, col], vte[:, col], enc.latent
     r = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     ridge = lambda a, b: RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(a, ytr).predict(b)  # noqa: E731
 
@@ -78,10 +104,10 @@ def probe(path: Path, factor: str, data: Path) -> str:
         # Each minibatch is one identity: centring both within it leaves only what the latent
         # says about the factor's changes for a fixed identity (the clamp's own question),
         # without the identity-to-identity offsets that the pooled r also counts.
-        b = v.reshape(-1, test_idx.batch_size)
+        b = v.reshape(-1, enc.batch_size)
         return (b - b.mean(1, keepdims=True)).ravel()
 
-    cells = [str(path), f"step {ckpt['step']}", f"{r(ridge(ftr, fte), yte):.3f}",
+    cells = [str(enc.path), f"step {enc.step}", f"{r(ridge(ftr, fte), yte):.3f}",
              f"{r(ridge(mtr, mte), yte):.3f}", f"{r(mte[:, latent], yte):.3f}",
              f"{r(centred(mte[:, latent]), centred(yte)):.3f}", f"{mte[:, latent].std():.3f}"]
     return "| " + " | ".join(cells) + " |"
@@ -95,21 +121,22 @@ def _mean_sd(v: np.ndarray) -> str:
     return f"{v.mean():+.2f} ± {v.std():.2f} ({len(v)})" if len(v) else ""
 
 
-def by_view(path: Path, factor: str, data: Path) -> str:
+def _batch_r(values: np.ndarray, z: np.ndarray, batch_size: int) -> np.ndarray:
+    """|r| of factor and latent inside each minibatch: (n minibatches,)."""
+    return np.abs([np.corrcoef(f, y)[0, 1] for f, y in
+                   zip(values.reshape(-1, batch_size), z.reshape(-1, batch_size), strict=True)])
+
+
+def by_view(enc: Encoded, factor: str) -> str:
     """The --by-view tables of one checkpoint (module docstring)."""
-    model, ckpt = checkpoint.load_model(path)
-    model.eval()
-    train_idx, test_idx = scan_splits(data, ckpt["dataset"], "probes")
-    names = list(train_idx.factor_names)
-    col, latent = names.index(factor), checkpoint.assignment_of(ckpt).factors.index(factor)
+    names = enc.factor_names
     others = [n for n in names if n != factor]
     if not others:
-        return f"{path}: no other factor to split the views by"
-    by = names.index(others[0])
-    (xtr, ftr), (xte, fte) = (factor_batches(i, factor, every=True)
-                              for i in (train_idx, test_idx))
-    ztr, zte = codes(model, xtr)[1][:, latent], codes(model, xte)[1][:, latent]
-    (lo, hi), (by_lo, by_hi) = (train_idx.factor_ranges[n] for n in (factor, others[0]))
+        return f"{enc.path}: no other factor to split the views by"
+    col, by = names.index(factor), names.index(others[0])
+    (_, mtr, ftr), (_, mte, fte) = enc.train, enc.test
+    ztr, zte = mtr[:, enc.latent], mte[:, enc.latent]
+    (lo, hi), (by_lo, by_hi) = (enc.factor_ranges[n] for n in (factor, others[0]))
     edges = _bins(lo, hi + 1e-9, 6)  # the rendered ranges, so bins are the same for every run
     far = np.abs(ftr[:, by])
     view_edges = _bins(0.0, max(abs(by_lo), abs(by_hi)) + 1e-9, 3)
@@ -117,24 +144,20 @@ def by_view(path: Path, factor: str, data: Path) -> str:
     view_names = [f"\\|{others[0]}\\| {a:.0f}-{b:.0f}"
                   for a, b in itertools.pairwise(view_edges)]
     head = [factor, "test grid (reference view)", *[f"train, {v}" for v in view_names]]
-    lines = [f"{path} (step {ckpt['step']}): the {factor} latent's mean ± sd (images)", "",
+    lines = [f"{enc.path} (step {enc.step}): the {factor} latent's mean ± sd (images)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a, b in itertools.pairwise(edges):
         in_tr = (ftr[:, col] >= a) & (ftr[:, col] < b)
         in_te = (fte[:, col] >= a) & (fte[:, col] < b)
         lines.append("| " + " | ".join([f"{a:.0f} to {b:.0f}", _mean_sd(zte[in_te]),
                                          *[_mean_sd(ztr[in_tr & v]) for v in views]]) + " |")
-    bs = train_idx.batch_size
-    r_batch = np.array([np.corrcoef(f, z)[0, 1] for f, z in
-                        zip(ftr[:, col].reshape(-1, bs), ztr.reshape(-1, bs), strict=True)])
-    view_batch = [v.reshape(-1, bs)[:, 0] for v in views]
-    r_te = np.array([np.corrcoef(f, z)[0, 1] for f, z in
-                     zip(fte[:, col].reshape(-1, bs), zte.reshape(-1, bs), strict=True)])
+    bs = enc.batch_size
+    r_tr, r_te = _batch_r(ftr[:, col], ztr, bs), _batch_r(fte[:, col], zte, bs)
     lines += ["", "| within-minibatch r (mean ± sd over minibatches) | test grid | "
               + " | ".join(f"train, {v}" for v in view_names) + " |",
               "|" + "---|" * (2 + len(views)),
-              f"| {factor} latent | {_mean_sd(np.abs(r_te))} | "
-              + " | ".join(_mean_sd(np.abs(r_batch[m])) for m in view_batch) + " |"]
+              f"| {factor} latent | {_mean_sd(r_te)} | "
+              + " | ".join(_mean_sd(r_tr[v.reshape(-1, bs)[:, 0]]) for v in views) + " |"]
     return "\n".join(lines)
 
 
@@ -153,12 +176,14 @@ def main() -> None:
             f"sd of the {a.factor} latent"]
     lines = [f"### latent probe: {a.factor} (analysis, not a timing)", "",
              f"Machine: {machine()}", f"Command: `python -m bench.latent_probe "
-             f"{shlex.join([*map(str, a.checkpoints), '--factor', a.factor])}`", "",
+             f"{shlex.join([*map(str, a.checkpoints), '--factor', a.factor])}"
+             f"{' --by-view' if a.by_view else ''}`", "",
              f"On the {a.factor} minibatches of {a.data}: ridge fitted on train, r on test.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += [probe(p, a.factor, a.data) for p in a.checkpoints]
+    encoded = [encode(p, a.factor, a.data) for p in a.checkpoints]
+    lines += [probe(e, a.factor) for e in encoded]
     if a.by_view:
-        lines += ["", *(f"{by_view(p, a.factor, a.data)}\n" for p in a.checkpoints)]
+        lines += ["", *(f"{by_view(e, a.factor)}\n" for e in encoded)]
     publish("\n".join(lines), a.out)
 
 
