@@ -6,7 +6,7 @@ Reads the evaluate stage's `metrics/<dataset>.json` of each configuration, as co
 --results (`<config>/<dataset>.json`, each over n training seeds: results/ablation at the
 defaults before GroupNorm, lr 1e-3, the cooldown and 2,400 faces steps, results/ablation-previous-
 defaults also before kaiming init, centring and kl_weight 0.1; results/default-6000-xeon the
-6,000-step defaults' faces ablation;
+6,000-step defaults' faces ablation and chairs' clamp on/off;
 README "Ablation" has the commands that made them), and prints one Markdown table per dataset:
 every metric of the evaluate stage as mean ± sample sd, per configuration and model, then for
 each configuration the clamp's effect (DC-IGN minus baseline) with the two-sided Welch t-test's
@@ -44,9 +44,10 @@ BEFORE_NORM = ("train.norm=none", "train.lr=0.0005", "train.lr_schedule=constant
                "train.steps.faces=1600")
 OLD_DEFAULTS = ("train.init=torch", "train.kl_weight=1", "train.center_extrinsic=false",
                 *BEFORE_NORM)
-# The default of the 6,000-step release, trained by `bench.identity_curve` per seed on an Intel
-# Xeon with AMX (bf16) and scored by `dcign evaluate` over the three seeds, faces only (README
-# "DC-IGN and its baseline over 3 seeds"). Pinned like the others.
+# The default of the 6,000-step release, trained per seed on an Intel Xeon with AMX (bf16;
+# faces by `bench.identity_curve`, chairs by `dcign train`) and scored by `dcign evaluate` over
+# the three seeds (README "DC-IGN and its baseline over 3 seeds"; chairs under paper-method/,
+# their default). Pinned like the others.
 STEPS_6000 = ("train.norm=group", "train.lr=0.001", "train.lr_schedule=cooldown",
               "train.steps.faces=6000")
 RESULT_SETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
