@@ -410,12 +410,28 @@ class EvaluateConfig:
     plot_identities: int = 4  # test identities in the truth / DC-IGN / baseline grids
     traversal_inputs: int = 5
     traversal_steps: int = 9
+    # The `detail` metrics (evaluate/metrics.py): the fine structure finer than a blur of this
+    # sd, scored on the pixels at least detail_margin inside the object's outline. Both in
+    # pixels of a 64-px image, scaled with the image side.
+    detail_sigma: float = 1.0
+    detail_margin: int = 3
+
+    def sigma_px(self, image_size: int) -> float:
+        """detail_sigma in pixels of an ``image_size``-pixel image."""
+        return self.detail_sigma * image_size / 64
+
+    def margin_px(self, image_size: int) -> int:
+        """detail_margin in (whole) pixels of an ``image_size``-pixel image."""
+        return round(self.detail_margin * image_size / 64)
 
     def check(self, key: str) -> None:
         for name in ("mig_bins", "dci_trees", "dci_depth", "max_codes", "novel_view_inputs",
                      "novel_view_targets", "plot_identities", "traversal_inputs",
-                     "traversal_steps"):
+                     "traversal_steps", "detail_sigma"):
             _positive(f"{key}.{name}", getattr(self, name))
+        if self.detail_margin < 0:
+            raise ParamsError(f"{key}.detail_margin",
+                              f"expected pixels >= 0, got {self.detail_margin}")
 
 
 @dataclass(frozen=True)

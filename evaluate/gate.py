@@ -25,7 +25,7 @@ from scipy.stats import ttest_ind_from_stats
 ALPHA = 0.05  # one-sided level of the seeds' noise test
 LOWER_IS_BETTER = ("test_mse", "invariance", "novel_view_mse", "novel_view_vs_oracle",
                    "floor_mse", "angle_error_deg", "loss", "recon", "kl", "mse")
-HIGHER_IS_BETTER = ("equivariance", "identity_retrieval", "mig", "dci")
+HIGHER_IS_BETTER = ("equivariance", "identity_retrieval", "detail", "mig", "dci")
 NOT_GATED = ("reference", "sd", "n_seeds")  # model-free bars, seed spreads, counts
 
 

@@ -15,6 +15,7 @@ from core.vocab import MODELS
 GROUPS = ("equivariance", "angle_error_deg", "invariance", "novel_view_mse",
           "novel_view_vs_oracle", "floor_mse")
 RETRIEVAL = ("novel_view", "reconstruction", "intrinsic")
+DETAIL = ("novel_view", "reconstruction")
 
 
 def load_all(metrics_dir: str | Path) -> dict[str, dict]:
@@ -43,6 +44,11 @@ def _reference(ref: dict, key: tuple[str, ...]) -> str:
                 f"copy {_fmt(_get(ref, ('identity_retrieval_copy', f)))}")
     if key[0] == "identity_retrieval":
         return f"chance {_fmt(_get(ref, ('identity_retrieval_chance', f)))}"
+    if key[:2] == ("detail", "novel_view"):
+        return (f"copy {_fmt(_get(ref, ('detail_copy', f)))}, "
+                f"oracle {_fmt(_get(ref, ('detail_oracle', f)))}")
+    if key[0] == "detail":
+        return f"oracle {_fmt(_get(ref, ('detail_oracle', f)))}, blur 0"
     return ""
 
 
@@ -54,6 +60,8 @@ def metric_keys(m: dict) -> list[tuple[str, ...]]:
     for kind in RETRIEVAL:
         keys += [("identity_retrieval", kind, f)
                  for f in m.get("identity_retrieval", {}).get(kind, {})]
+    for kind in DETAIL:
+        keys += [("detail", kind, f) for f in m.get("detail", {}).get(kind, {})]
     keys += [("mig",)] + [("dci", k) for k in m.get("dci", {})]
     return keys
 

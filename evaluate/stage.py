@@ -21,9 +21,14 @@ factor f:
   own floor (its reconstruction of the image at j), and identity retrieval (is the re-render
   nearest n's image at j among all test identities' images at j?);
 - identity retrieval of reconstructions, and of the intrinsic code across views (identity n at
-  view i among all identities at view j, by the latents that carry no extrinsic factor).
+  view i among all identities at view j, by the latents that carry no extrinsic factor);
+- detail of the novel views and of the reconstructions at the same target views: the share of
+  the truth's fine structure (finer than a small blur) they redraw on the pixels well inside
+  the object's outline, e.g. eyes, nose and mouth; a head-shaped blur scores 0, however low
+  its MSE (evaluate/metrics.py `detail`).
 Plus test reconstruction MSE (latents = mu), MIG and DCI on the test codes. Model-free
-references (copying the input, the oracle, chance) sit under "reference". With several
+references (copying the input, the oracle, chance; the detail of the copied input and of the
+oracle) sit under "reference". With several
 training seeds, metrics/<dataset>.json holds each model's mean and (under "sd") its standard
 deviation over seeds; eval/<dataset>/per_seed.json holds every seed's numbers.
 """
@@ -40,7 +45,7 @@ import numpy as np
 
 from core.atomic import write_text
 from core.device import choose_device
-from core.params import Params
+from core.params import EvaluateConfig, Params
 from core.shards import SplitIndex, scan_splits
 from core.vocab import INTRINSIC, MODELS, grid_values, is_circular
 from evaluate import metrics as M
@@ -209,25 +214,49 @@ def leave_one_out_mean(images: np.ndarray) -> np.ndarray:
     return ((x.sum(0, keepdims=True) - x) / (len(x) - 1)).astype(np.float32)
 
 
-def references(grids: dict[str, Grid], pairs: dict[str, list[tuple[int, int]]]) -> dict:
+@dataclass(frozen=True)
+class Detail:
+    """How the `detail` metrics read an image: the blur sd and the outline margin, in pixels."""
+
+    sigma: float
+    margin: int
+
+    @classmethod
+    def of(cls, e: EvaluateConfig, image_size: int) -> Detail:
+        return cls(e.sigma_px(image_size), e.margin_px(image_size))
+
+    def score(self, pred: np.ndarray, truth: np.ndarray) -> float:
+        """M.detail inside the truth's outline; pred and truth (..., H, W) in [0, 1]."""
+        return M.detail(pred, truth, self.sigma, M.interior(truth, self.margin))
+
+
+def references(grids: dict[str, Grid], pairs: dict[str, list[tuple[int, int]]],
+               detail: Detail) -> dict:
     """Model-free bars for the novel-view task, on the same (identity, input, target) triples:
-    copying the input, the identity-free oracle, and retrieval by the copied input."""
-    copy, oracle, copy_id = {}, {}, {}
+    copying the input, the identity-free oracle, and retrieval by the copied input; and the
+    same two bars for the detail a rendering keeps."""
+    copy, oracle, copy_id, copy_detail, oracle_detail = {}, {}, {}, {}, {}
     for f, g in grids.items():
         x = _unit(g.images)  # (n, B, C, H, W)
         labels = np.arange(len(g))
-        oracle_at = {j: _mse(leave_one_out_mean(x[:, j]), x[:, j])
-                     for j in sorted({j for _, j in pairs[f]})}
+        targets = sorted({j for _, j in pairs[f]})
+        loo = {j: leave_one_out_mean(x[:, j]) for j in targets}
+        oracle_at = {j: _mse(loo[j], x[:, j]) for j in targets}
         c, o, r = [], [], []
         for i, j in pairs[f]:
             c.append(_mse(x[:, i], x[:, j]))
             o.append(oracle_at[j])
             r.append(M.top1_retrieval(x[:, i], x[:, j], labels))
         copy[f], oracle[f], copy_id[f] = (float(np.mean(v)) for v in (c, o, r))
+        # Pooled over the pairs as the models' detail is: inputs (n, P, ...) against targets.
+        tgt = x[:, [j for _, j in pairs[f]]]
+        copy_detail[f] = detail.score(x[:, [i for i, _ in pairs[f]]], tgt)
+        oracle_detail[f] = detail.score(np.stack([loo[j] for _, j in pairs[f]], 1), tgt)
     n = {f: len(g) for f, g in grids.items()}
     return {"novel_view_copy_mse": copy, "novel_view_oracle_mse": oracle,
             "identity_retrieval_copy": copy_id,
             "identity_retrieval_chance": {f: 1.0 / k for f, k in n.items()},
+            "detail_copy": copy_detail, "detail_oracle": oracle_detail,
             "test_identities": n}
 
 
@@ -242,9 +271,9 @@ def novel_views(model: DCIGN, grid: Grid, codes: np.ndarray, fl: FactorLatent,
 
 def score_grid(model: DCIGN, grid: Grid, codes: np.ndarray, recon: np.ndarray,
                fl: FactorLatent, pairs: list[tuple[int, int]], intrinsic: list[int],
-               device) -> dict:
-    """Novel-view and identity numbers of one model on one factor's grid; codes (n, B, D) and
-    their decodings recon (n, B, C, H, W)."""
+               detail: Detail, device) -> dict:
+    """Novel-view, identity and detail numbers of one model on one factor's grid; codes
+    (n, B, D) and their decodings recon (n, B, C, H, W)."""
     truth = _unit(grid.images)  # (n, B, C, H, W)
     targets = [j for _, j in pairs]
     pred = novel_views(model, grid, codes, fl, pairs, device)
@@ -255,6 +284,8 @@ def score_grid(model: DCIGN, grid: Grid, codes: np.ndarray, recon: np.ndarray,
     int_id = [M.top1_retrieval(z_int[:, i], z_int[:, j], labels) for i, j in pairs]
     return {"novel_view_mse": _mse(pred, truth[:, targets]),
             "floor_mse": _mse(recon[:, targets], truth[:, targets]),
+            "novel_view_detail": detail.score(pred, truth[:, targets]),
+            "reconstruction_detail": detail.score(recon[:, targets], truth[:, targets]),
             "novel_view_retrieval": float(np.mean(nv_id)),
             "reconstruction_retrieval": float(np.mean(rec_id)),
             "intrinsic_retrieval": float(np.mean(int_id))}
@@ -273,6 +304,7 @@ def score_model(lm: LoadedModel, train: Batches, test: Batches, grids: dict[str,
               "novel_view_vs_oracle", "floor_mse")
     out.update({g: {} for g in groups})
     retrieval: dict = {"novel_view": {}, "reconstruction": {}, "intrinsic": {}}
+    detail: dict = {"novel_view": {}, "reconstruction": {}}
     cal = {f: calibrate(lm.name, lm.assignment, tr_codes, train, f, ranges[f]) for f in factors}
     intrinsic = [d for d in range(te_codes.shape[-1])
                  if d not in {fl.latent for fl in cal.values()}]
@@ -290,14 +322,17 @@ def score_model(lm: LoadedModel, train: Batches, test: Batches, grids: dict[str,
         out["invariance"][f] = _finite(M.invariance_ratio(te_codes[..., fl.latent].ravel(), ids,
                                                           varies))
         s = score_grid(lm.model, g, te_codes[g.rows], recon[g.rows], fl, pairs[f], intrinsic,
-                       device)
+                       Detail.of(e, g.images.shape[-1]), device)
         out["novel_view_mse"][f] = s["novel_view_mse"]
         out["novel_view_vs_oracle"][f] = s["novel_view_mse"] / refs["novel_view_oracle_mse"][f]
         out["floor_mse"][f] = s["floor_mse"]
         retrieval["novel_view"][f] = s["novel_view_retrieval"]
         retrieval["reconstruction"][f] = s["reconstruction_retrieval"]
         retrieval["intrinsic"][f] = s["intrinsic_retrieval"]
+        detail["novel_view"][f] = s["novel_view_detail"]
+        detail["reconstruction"][f] = s["reconstruction_detail"]
     out["identity_retrieval"] = retrieval
+    out["detail"] = detail
     flat_codes = te_codes.reshape(-1, te_codes.shape[-1])[: e.max_codes]
     flat_f = np.stack([test.factor(f).ravel() for f in factors], 1)[: e.max_codes]
     out["mig"] = M.mig(flat_codes, flat_f, n_bins=e.mig_bins)["mig"]
@@ -383,7 +418,7 @@ def eval_inputs(params: Params, dataset: str, data_dir: Path) -> EvalInputs:
     data = {"train": train_idx.fingerprint, "test": test_idx.fingerprint}
     return EvalInputs(test_idx, data, train, test, factors, grids,
                       {f: test_idx.factor_ranges[f] for f in factors}, pairs,
-                      references(grids, pairs))
+                      references(grids, pairs, Detail.of(e, test_idx.image_size)))
 
 
 def evaluate_dataset(params: Params, dataset: str, data_dir: str | Path,

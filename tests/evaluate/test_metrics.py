@@ -20,9 +20,12 @@ from evaluate.metrics import (
     angle_difference,
     circular_equivariance,
     dci,
+    detail,
     equivariance,
     factor_to_latent,
     fit_angle_readout,
+    high_pass,
+    interior,
     invariance_ratio,
     largest_variance_latent,
     latent_to_factor,
@@ -435,3 +438,78 @@ def test_top1_retrieval_known_answers():
     assert top1_retrieval(np.repeat(gallery[:1], 10, 0), gallery, labels) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="labels"):
         top1_retrieval(gallery, gallery, labels[:5])
+
+
+def _dots(rng: np.random.Generator, n: int = 6, size: int = 32, disc: bool = True) -> np.ndarray:
+    """(n, size, size) images: a disc (or a flat field) with a few 2-pixel dark dots (eyes, a
+    mouth)."""
+    yy, xx = np.mgrid[:size, :size]
+    r2 = (yy - size / 2) ** 2 + (xx - size / 2) ** 2
+    disc = 0.6 * (r2 < (size / 3) ** 2) if disc else np.full((size, size), 0.6)
+    out = np.repeat(disc[None], n, axis=0).astype(np.float64)
+    for img in out:
+        for y, x in rng.integers(size // 3, 2 * size // 3, size=(3, 2)):
+            img[y : y + 2, x : x + 2] = 0.1
+    return out
+
+
+def test_detail_known_answers():
+    from scipy.ndimage import gaussian_filter
+
+    truth = _dots(np.random.default_rng(0))
+    assert detail(truth, truth, 1.0) == 1.0
+    assert detail(np.full_like(truth, 0.4), truth, 1.0) == pytest.approx(0.0, abs=1e-12)
+    # A blur of the truth has a low MSE and little detail. A rendering with the right fine
+    # structure under the wrong shading (0.15 brighter everywhere) has a higher MSE, and all of
+    # the detail: MSE ranks the blur above it, detail does not.
+    blur = gaussian_filter(truth, (0, 2, 2))
+    shaded = truth + 0.15
+    assert np.mean((blur - truth) ** 2) < np.mean((shaded - truth) ** 2)
+    assert detail(blur, truth, 1.0) < 0.2 and detail(shaded, truth, 1.0) == pytest.approx(1.0)
+    # Fine structure in the wrong places scores below none, as in MSE: dots one pixel off, or
+    # another image's dots. Structure all images share (the disc's edge) counts as detail.
+    assert detail(np.roll(truth, 1, axis=2), truth, 1.0) < 0.0
+    assert detail(truth[::-1], truth, 1.0) > 0.0
+    flat = _dots(np.random.default_rng(0), disc=False)
+    assert detail(flat[::-1], flat, 1.0) < 0.0
+    # Half the contrast keeps half the fine structure's amplitude: 1 - (1/2)^2.
+    assert detail(0.5 * truth + 0.2, truth, 1.0) == pytest.approx(0.75)
+
+
+def test_interior_leaves_the_outline_out():
+    img = np.zeros((2, 16, 16))
+    img[:, 3:13, 4:12] = 0.5  # a 10 x 8 object
+    assert interior(img, 0).all()
+    inner = interior(img, 2)
+    assert inner.shape == img.shape and inner.sum() == 2 * 6 * 4
+    assert inner[0, 5:11, 6:10].all()
+
+
+def test_detail_inside_the_outline_scores_a_blur_zero():
+    from scipy.ndimage import gaussian_filter
+
+    truth = _dots(np.random.default_rng(0))
+    blur = gaussian_filter(truth, (0, 2, 2))
+    inside = interior(truth, 3)
+    # Over the whole image the blur keeps part of the disc's edge; inside, it keeps almost none
+    # of the dots, while the truth's own dots still score 1 there.
+    assert detail(blur, truth, 1.0, inside) < 0.05
+    assert detail(blur, truth, 1.0, inside) < 0.5 * detail(blur, truth, 1.0)
+    assert detail(truth, truth, 1.0, inside) == 1.0
+    with pytest.raises(ValueError, match="mask"):
+        detail(truth, truth, 1.0, inside[:2])
+
+
+def test_detail_rejects_bad_input():
+    truth = _dots(np.random.default_rng(1))
+    with pytest.raises(ValueError, match="differ in shape"):
+        detail(truth[:2], truth, 1.0)
+    with pytest.raises(ValueError, match="no fine structure"):
+        detail(truth, np.zeros_like(truth), 1.0)
+    with pytest.raises(ValueError, match="sigma must be a positive"):
+        high_pass(truth, 0.0)
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        high_pass(np.ones(5), 1.0)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="margin must be an int"):
+            interior(truth, bad)

@@ -22,6 +22,7 @@ from core.vocab import MODELS, grid_values, model_dir
 from evaluate.data import Batches, decode, load_batches
 from evaluate.gate import compare, direction
 from evaluate.stage import (
+    Detail,
     FactorLatent,
     Grid,
     evaluate_dataset,
@@ -40,6 +41,7 @@ from train.fit import fit
 
 SEEDS = (0, 1)
 FACTORS = ("azimuth", "elevation", "light_azimuth")
+DETAIL = Detail(sigma=1.0, margin=1)  # blur sd and outline margin, pixels
 
 
 def _tiny() -> dict:
@@ -195,7 +197,7 @@ def _grid_and_codes(trained, factor="azimuth"):
 
 def _score(model, grid, codes, fl, pairs) -> dict:
     cpu = torch.device("cpu")
-    return score_grid(model, grid, codes, decode(model, codes, cpu), fl, pairs, [1], cpu)
+    return score_grid(model, grid, codes, decode(model, codes, cpu), fl, pairs, [1], DETAIL, cpu)
 
 
 def test_an_oracle_decoder_scores_perfectly(trained):
@@ -205,15 +207,18 @@ def test_an_oracle_decoder_scores_perfectly(trained):
     assert s["novel_view_mse"] < 1e-12 and s["floor_mse"] < 1e-12
     assert s["novel_view_retrieval"] == 1.0 and s["reconstruction_retrieval"] == 1.0
     assert s["intrinsic_retrieval"] == 1.0
-    ref = references({"azimuth": grid}, {"azimuth": pairs})
+    assert s["novel_view_detail"] == 1.0 and s["reconstruction_detail"] == 1.0
+    ref = references({"azimuth": grid}, {"azimuth": pairs}, DETAIL)
     assert ref["novel_view_copy_mse"]["azimuth"] > 1e-3  # turning the head changes the image
+    # The copied input's fine structure is in the wrong places: worse than drawing none.
+    assert ref["detail_copy"]["azimuth"] < 0 and ref["detail_oracle"]["azimuth"] < 1
 
 
 def test_a_mean_face_decoder_scores_chance_and_the_oracle(trained):
     grid, codes, fl, pairs = _grid_and_codes(trained)
     truth = grid.images.astype(np.float64) / 255
     n = len(grid)
-    ref = references({"azimuth": grid}, {"azimuth": pairs})
+    ref = references({"azimuth": grid}, {"azimuth": pairs}, DETAIL)
     oracle = ref["novel_view_oracle_mse"]["azimuth"]
     # The mean of every test face at the target view: one nearest identity for all queries.
     mean = _score(_LookupDecoder(grid, lambda i, b: truth[:, b].mean(0)), grid, codes, fl, pairs)
@@ -225,6 +230,20 @@ def test_a_mean_face_decoder_scores_chance_and_the_oracle(trained):
         _LookupDecoder(grid, lambda i, b: (truth[:, b].sum(0) - truth[i, b]) / (n - 1)),
         grid, codes, fl, pairs)
     assert others["novel_view_mse"] == pytest.approx(oracle, rel=1e-5)
+    assert others["novel_view_detail"] == pytest.approx(ref["detail_oracle"]["azimuth"], rel=1e-5)
+
+
+def test_a_blurred_truth_decoder_has_a_low_mse_and_no_detail(trained):
+    from scipy.ndimage import gaussian_filter
+
+    grid, codes, fl, pairs = _grid_and_codes(trained)
+    truth = grid.images.astype(np.float64) / 255
+    blurred = gaussian_filter(truth, (0, 0, 0, 2, 2), mode="nearest")
+    s = _score(_LookupDecoder(grid, lambda n, b: blurred[n, b]), grid, codes, fl, pairs)
+    ref = references({"azimuth": grid}, {"azimuth": pairs}, DETAIL)
+    # Below the oracle on MSE, as a renderer would be; but most of the fine structure is gone.
+    assert s["novel_view_mse"] < ref["novel_view_oracle_mse"]["azimuth"]
+    assert s["novel_view_detail"] < 0.5 and s["reconstruction_detail"] < 0.5
 
 
 def test_test_batches_off_the_grid_are_refused(trained):
