@@ -1,11 +1,14 @@
-"""What reconstruction error keeps identity? Model-free references for part 4's retrieval target.
+"""What reconstruction error keeps identity, and draws the face? Model-free references for part
+4's retrieval target and for the evaluate stage's `detail`.
 
     python -m bench.retrieval_floor [CHECKPOINT ...] [--data data/faces] [--out FILE]
 
 The evaluate stage's reconstruction retrieval asks, per test grid view, whether a test
 identity's reconstruction is nearest (squared Euclidean) its own image among the test
 identities at that view. Two families of degraded *truth* images, scored the same way on the
-same grids, say what MSE a reconstruction may have and still keep identity:
+same grids, say what MSE a reconstruction may have and still keep identity, and what `detail`
+(the share of the fine structure inside the outline it redraws; evaluate/metrics.py) a given
+blur leaves:
 
 - `blur sigma=s`: a Gaussian blur of s pixels (scipy.ndimage). Error that loses detail but
   keeps each identity's own low frequencies: what a smooth renderer would do.
@@ -13,8 +16,9 @@ same grids, say what MSE a reconstruction may have and still keep identity:
   loses identity itself; a = 0 is the identity-free oracle.
 
 Each CHECKPOINT (e.g. models/faces-dcign/seed-0/model.pt) is scored beside them, so a model's
-(MSE, retrieval) can be read against both curves: a model on the blur curve reconstructs like
-a blur; one on the shrink curve keeps only a share of each identity.
+(MSE, retrieval, detail) can be read against both curves: a model on the blur curve
+reconstructs like a blur of that sigma; one on the shrink curve keeps only a share of each
+identity.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from bench.render import machine
 from core.params import load_params
 from evaluate import metrics as M
 from evaluate.data import decode, encode
-from evaluate.stage import eval_inputs, leave_one_out_mean
+from evaluate.stage import Detail, eval_inputs, leave_one_out_mean
 from train import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,12 +44,14 @@ SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
 KEEPS = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
-def grid_score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(MSE, reconstruction retrieval) of pred against truth, both (n, B, C, H, W) in [0, 1]:
-    retrieval among the n identities at each of the B views, averaged over views."""
+def grid_score(pred: np.ndarray, truth: np.ndarray,
+               detail: Detail) -> tuple[float, float, float]:
+    """(MSE, reconstruction retrieval, detail) of pred against truth, both (n, B, C, H, W) in
+    [0, 1]: retrieval among the n identities at each of the B views, averaged over views;
+    detail as the evaluate stage scores it, pooled over every grid image."""
     labels = np.arange(len(truth))
     r = [M.top1_retrieval(pred[:, b], truth[:, b], labels) for b in range(truth.shape[1])]
-    return float(np.mean((pred - truth) ** 2)), float(np.mean(r))
+    return float(np.mean((pred - truth) ** 2)), float(np.mean(r)), detail.score(pred, truth)
 
 
 def blurred(truth: np.ndarray, sigma: float) -> np.ndarray:
@@ -57,18 +63,21 @@ def shrunk(truth: np.ndarray, keep: float) -> np.ndarray:
     return keep * truth + (1 - keep) * others
 
 
-def rows(grids: dict, checkpoints: list[Path]) -> list[tuple[str, list[tuple[float, float]]]]:
-    """One (label, [(MSE, retrieval) per grid]) per reference and per checkpoint."""
+Scores = list[tuple[float, float, float]]
+
+
+def rows(grids: dict, checkpoints: list[Path], detail: Detail) -> list[tuple[str, Scores]]:
+    """One (label, [(MSE, retrieval, detail) per grid]) per reference and per checkpoint."""
     truths = {f: g.images.astype(np.float32) / 255 for f, g in grids.items()}
-    out = [(f"blur sigma={s:g} px", [grid_score(blurred(t, s), t) for t in truths.values()])
-           for s in SIGMAS]
-    out += [(f"keep {k:g} of the identity", [grid_score(shrunk(t, k), t)
+    out = [(f"blur sigma={s:g} px", [grid_score(blurred(t, s), t, detail)
+                                     for t in truths.values()]) for s in SIGMAS]
+    out += [(f"keep {k:g} of the identity", [grid_score(shrunk(t, k), t, detail)
                                               for t in truths.values()]) for k in KEEPS]
     cpu = torch.device("cpu")
     for path in checkpoints:
         model, _ = checkpoint.load_model(path)  # in eval mode
         out.append((f"`{path}`", [grid_score(decode(model, encode(model, g.images, cpu), cpu),
-                                             truths[f]) for f, g in grids.items()]))
+                                             truths[f], detail) for f, g in grids.items()]))
     return out
 
 
@@ -83,16 +92,19 @@ def main() -> None:
     grids = eval_inputs(params, "faces", a.data).grids
     factors = list(grids)
     n = {len(g) for g in grids.values()}
-    head = ["images"] + [f"{f}: MSE / retrieval" for f in factors]
-    lines = ["### reconstruction retrieval against degraded truths (analysis, not a timing)", "",
+    detail = Detail.of(params.evaluate, next(iter(grids.values())).images.shape[-1])
+    head = ["images"] + [f"{f}: MSE / retrieval / detail" for f in factors]
+    lines = ["### reconstruction retrieval and detail against degraded truths (analysis, not a "
+             "timing)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.retrieval_floor "
              + shlex.join([*map(str, a.checkpoints), "--data", str(a.data)]) + "`", "",
              f"Test grids of {a.data}: {'/'.join(map(str, sorted(n)))} identities per view "
-             f"(chance {1 / min(n):.3f}).", "",
+             f"(chance {1 / min(n):.3f}). Detail: blur sd {detail.sigma:g} px, "
+             f"{detail.margin} px inside the outline.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join([label] + [f"{m:.4f} / {r:.2f}" for m, r in cells]) + " |"
-              for label, cells in rows(grids, a.checkpoints)]
+    lines += ["| " + " | ".join([label] + [f"{m:.4f} / {r:.2f} / {d:.3f}" for m, r, d in cells])
+              + " |" for label, cells in rows(grids, a.checkpoints, detail)]
     publish("\n".join(lines), a.out)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from bench.retrieval_floor import blurred, grid_score, shrunk
-from evaluate.stage import leave_one_out_mean
+from evaluate.stage import Detail, leave_one_out_mean
+
+DETAIL = Detail(sigma=1.0, margin=0)  # random images have no outline
 
 
 def _grid(seed: int = 0) -> np.ndarray:
@@ -14,7 +16,7 @@ def _grid(seed: int = 0) -> np.ndarray:
 
 def test_the_truth_scores_zero_error_and_full_retrieval() -> None:
     t = _grid()
-    assert grid_score(t, t) == (0.0, 1.0)
+    assert grid_score(t, t, DETAIL) == (0.0, 1.0, 1.0)
 
 
 def test_keeping_none_of_the_identity_is_the_identity_free_oracle() -> None:
@@ -24,14 +26,17 @@ def test_keeping_none_of_the_identity_is_the_identity_free_oracle() -> None:
     for b in range(t.shape[1]):
         np.testing.assert_allclose(oracle[:, b], leave_one_out_mean(t[:, b]), atol=1e-6)
     # each row is the mean of the others: never nearest its own identity on random images
-    assert grid_score(oracle, t)[1] == 0.0
+    assert grid_score(oracle, t, DETAIL)[1] == 0.0
 
 
 def test_error_grows_with_blur_and_with_identity_lost() -> None:
     t = _grid(1)
-    blur = [grid_score(blurred(t, s), t)[0] for s in (0.5, 1.0, 2.0)]
-    keep = [grid_score(shrunk(t, k), t)[0] for k in (0.9, 0.5, 0.0)]
-    assert blur == sorted(blur) and blur[0] > 0
+    blur = [grid_score(blurred(t, s), t, DETAIL) for s in (0.5, 1.0, 2.0)]
+    keep = [grid_score(shrunk(t, k), t, DETAIL)[0] for k in (0.9, 0.5, 0.0)]
+    assert [m for m, _, _ in blur] == sorted(m for m, _, _ in blur) and blur[0][0] > 0
     assert keep == sorted(keep) and keep[0] > 0
+    # ... and detail falls with blur: the more blur, the less fine structure is left.
+    assert [d for _, _, d in blur] == sorted((d for _, _, d in blur), reverse=True)
+    assert blur[0][2] < 1.0
     assert blurred(t, 1.0).shape == t.shape  # blurs each image, not across identities or views
     np.testing.assert_allclose(blurred(t, 1.0)[2, 1], blurred(t[2:3, 1:2], 1.0)[0, 0], atol=1e-6)
