@@ -77,7 +77,7 @@ def main() -> None:
              + shlex.join(["--images", str(a.images), "--steps", str(a.steps)]) + "`", "",
              "| step | MSE | detail | seconds |", "|---|---|---|---|"]
     for step, mse, d, sec in fit(x, cfg, a.steps, detail):
-        lines.append(f"| {step} | {mse:.5f} | {d:.3f} | {sec:.0f} |")
+        lines.append(f"| {step} | {mse:.5f} | {'n/a' if d is None else f'{d:.3f}'} | {sec:.0f} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), a.out)
 

@@ -14,7 +14,9 @@ after each chunk scores the checkpoint on what part 4 of issue 13 asks of identi
 - `intrinsic_test` / `intrinsic_train`: the same within intrinsic minibatches (20 identities at
   one view; chance 1/20), on test and on training identities: a gap between them is
   generalisation, a low training figure is underfitting;
-- `test_mse` on the test grids, and the identity-free oracle's MSE there for scale.
+- `test_mse` on the test grids, and the identity-free oracle's MSE there for scale;
+- `detail`: the evaluate stage's detail of the reconstructions on the test grids (the share of
+  the fine structure inside the outline they redraw; 0 = a blur), mean over the grids.
 
 The finished model is then scored as the evaluate stage scores it (`score_model`), into
 curve.json's "final". A rerun with more --steps extends the run (and rescores its end).
@@ -47,7 +49,7 @@ from core.device import choose_device
 from core.params import load_params
 from evaluate import metrics as M
 from evaluate.data import Batches, decode, encode
-from evaluate.stage import LoadedModel, eval_inputs, leave_one_out_mean, score_model
+from evaluate.stage import Detail, LoadedModel, eval_inputs, leave_one_out_mean, score_model
 from train import checkpoint
 from train.fit import FINAL, LAST, fit
 
@@ -74,14 +76,17 @@ def grid_oracle_mse(inp) -> float:
     return float(np.mean(per_grid))
 
 
-def score(model, inp, device) -> dict:
-    grid_mse, grid_r = zip(*(grid_score(decode(model, encode(model, g.images, device), device),
-                                        g.images.astype(np.float32) / 255)
-                             for g in inp.grids.values()), strict=True)
+def score(model, inp, device, detail: Detail) -> dict:
+    grid_mse, grid_r, grid_detail = zip(*(
+        grid_score(decode(model, encode(model, g.images, device), device),
+                   g.images.astype(np.float32) / 255, detail)
+        for g in inp.grids.values()), strict=True)
     return {"grid": float(np.mean(grid_r)),
             "intrinsic_test": in_batch_retrieval(model, inp.test.of_kind("intrinsic"), device),
             "intrinsic_train": in_batch_retrieval(model, inp.train.of_kind("intrinsic"), device),
-            "test_mse": float(np.mean(grid_mse))}
+            "test_mse": float(np.mean(grid_mse)),
+            "detail": (float(np.mean(d)) if (d := [x for x in grid_detail if x is not None])
+                       else None)}
 
 
 def score_final(record: dict, lm: LoadedModel, inp, params, device, step: int) -> None:
@@ -108,6 +113,7 @@ def run(a: argparse.Namespace) -> None:
     params = load_params(REPO / "params.yaml", over)
     inp = eval_inputs(params, DATASET, Path(a.data))
     device = choose_device(params.train.device)
+    detail = Detail.of(params.evaluate, inp.test_idx.image_size)
     step = max((p["step"] for p in record["points"]), default=0)
     oracle = grid_oracle_mse(inp)
     t0 = time.perf_counter()
@@ -116,7 +122,7 @@ def run(a: argparse.Namespace) -> None:
         record["model"], step = saved["model_kind"], int(saved["step"])
         record["scored_on"] = machine()
         if all(p["step"] != step for p in record["points"]):
-            record["points"].append({"step": step, **score(net, inp, device),
+            record["points"].append({"step": step, **score(net, inp, device, detail),
                                      "oracle_mse": oracle})
         lm = LoadedModel(record["model"], net, checkpoint.assignment_of(saved), trained)
         score_final(record, lm, inp, params, device, step)
@@ -133,7 +139,7 @@ def run(a: argparse.Namespace) -> None:
         net, _ = checkpoint.load_model(ckpt, device=device)
         net.eval()
         point = {"step": step, "seconds": round(time.perf_counter() - t0, 1),
-                 **score(net, inp, device), "oracle_mse": oracle}
+                 **score(net, inp, device, detail), "oracle_mse": oracle}
         record["points"].append(point)
         write_text(curve_path, json.dumps(record, indent=2) + "\n")
         print(json.dumps(point), flush=True)
@@ -151,9 +157,11 @@ def table(names: list[str], root: Path) -> str:
         on = f", on {r['device']}" if "device" in r else ""
         lines = [f"`{name}` ({r['model']}, seed {r['seed']}{on}; `{r['command']}`)", "",
                  "| step | retrieval, 40 test ids (grid) | in-batch, test | in-batch, train "
-                 "| grid MSE | oracle MSE |", "|---|---|---|---|---|---|"]
+                 "| grid MSE | oracle MSE | detail |", "|---|---|---|---|---|---|---|"]
+        # Points scored before detail was measured have none.
         lines += [f"| {p['step']} | {p['grid']:.3f} | {p['intrinsic_test']:.3f} | "
-                  f"{p['intrinsic_train']:.3f} | {p['test_mse']:.4f} | {p['oracle_mse']:.4f} |"
+                  f"{p['intrinsic_train']:.3f} | {p['test_mse']:.4f} | {p['oracle_mse']:.4f} | "
+                  + (f"{p['detail']:.3f} |" if p.get("detail") is not None else "n/a |")
                   for p in r["points"]]
         if "final" in r:
             m = r["final"]

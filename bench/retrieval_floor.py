@@ -45,7 +45,7 @@ KEEPS = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
 def grid_score(pred: np.ndarray, truth: np.ndarray,
-               detail: Detail) -> tuple[float, float, float]:
+               detail: Detail) -> tuple[float, float, float | None]:
     """(MSE, reconstruction retrieval, detail) of pred against truth, both (n, B, C, H, W) in
     [0, 1]: retrieval among the n identities at each of the B views, averaged over views;
     detail as the evaluate stage scores it, pooled over every grid image."""
@@ -63,7 +63,7 @@ def shrunk(truth: np.ndarray, keep: float) -> np.ndarray:
     return keep * truth + (1 - keep) * others
 
 
-Scores = list[tuple[float, float, float]]
+Scores = list[tuple[float, float, float | None]]
 
 
 def rows(grids: dict, checkpoints: list[Path], detail: Detail) -> list[tuple[str, Scores]]:
@@ -103,7 +103,9 @@ def main() -> None:
              f"(chance {1 / min(n):.3f}). Detail: blur sd {detail.sigma:g} px, "
              f"{detail.margin} px inside the outline.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join([label] + [f"{m:.4f} / {r:.2f} / {d:.3f}" for m, r, d in cells])
+    lines += ["| " + " | ".join([label] + [f"{m:.4f} / {r:.2f} / "
+                                          + ("n/a" if d is None else f"{d:.3f}")
+                                          for m, r, d in cells])
               + " |" for label, cells in rows(grids, a.checkpoints, detail)]
     publish("\n".join(lines), a.out)
 

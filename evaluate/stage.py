@@ -225,9 +225,14 @@ class Detail:
     def of(cls, e: EvaluateConfig, image_size: int) -> Detail:
         return cls(e.sigma_px(image_size), e.margin_px(image_size))
 
-    def score(self, pred: np.ndarray, truth: np.ndarray) -> float:
-        """M.detail inside the truth's outline; pred and truth (..., H, W) in [0, 1]."""
-        return M.detail(pred, truth, self.sigma, M.interior(truth, self.margin))
+    def score(self, pred: np.ndarray, truth: np.ndarray) -> float | None:
+        """M.detail inside the truth's outline; pred and truth (..., C, H, W) in [0, 1]. The
+        outline is where any channel is lit; None (undefined) where no pixel lies inside it,
+        e.g. objects thinner than twice the margin."""
+        inside = M.interior(truth.max(axis=-3, keepdims=True), self.margin)  # (..., 1, H, W)
+        if not inside.any():
+            return None
+        return M.detail(pred, truth, self.sigma, np.broadcast_to(inside, truth.shape))
 
 
 def references(grids: dict[str, Grid], pairs: dict[str, list[tuple[int, int]]],

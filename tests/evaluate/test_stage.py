@@ -246,6 +246,18 @@ def test_a_blurred_truth_decoder_has_a_low_mse_and_no_detail(trained):
     assert s["novel_view_detail"] < 0.5 and s["reconstruction_detail"] < 0.5
 
 
+def test_detail_reads_the_outline_from_every_channel():
+    truth = np.zeros((2, 3, 12, 12), np.float32)
+    truth[:, 1, 2:10, 2:10] = 0.5  # lit in the green channel only
+    truth[:, 1, 5, 5] = 0.9  # a fine feature inside
+    assert Detail(sigma=1.0, margin=1).score(truth, truth) == 1.0
+    flat = truth.copy()
+    flat[:, 1, 5, 5] = 0.5
+    assert Detail(sigma=1.0, margin=1).score(flat, truth) < 0.5
+    # Nothing lies 6 px inside an 8-px square: undefined, not an error.
+    assert Detail(sigma=1.0, margin=6).score(truth, truth) is None
+
+
 def test_test_batches_off_the_grid_are_refused(trained):
     _, root, _ = trained
     test = load_batches(SplitIndex.scan(root / "data" / "faces" / "test"), 10**9)
