@@ -27,6 +27,7 @@ from bench import publish
 from bench.render import machine
 from core.params import load_params
 from evaluate.stage import Detail, eval_inputs
+from train.fit import model_config
 from train.model import Decoder, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,14 +64,11 @@ def main() -> None:
         raise SystemExit("--images must be >= 1 and --steps >= 5")
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
-    grid = eval_inputs(params, "faces", a.data).grids["azimuth"]
-    x = torch.from_numpy(grid.images.astype(np.float32) / 255)
+    inp = eval_inputs(params, "faces", a.data)
+    x = torch.from_numpy(inp.grids["azimuth"].images.astype(np.float32) / 255)
     x = x.reshape(-1, *x.shape[2:])[: a.images]
-    t = params.train
-    cfg = ModelConfig(image_size=x.shape[-1], channels=x.shape[1], latent_dim=t.latent_dim,
-                      enc_channels=tuple(t.enc_channels), dec_channels=tuple(t.dec_channels),
-                      norm=t.norm)
-    detail = Detail.of(params.evaluate, x.shape[-1])
+    cfg = model_config(params, inp.test_idx, "faces")  # the decoder the faces model trains
+    detail = Detail.of(params.evaluate, inp.test_idx.image_size)
     lines = ["### the default decoder fitted alone to a few faces (analysis)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.decoder_fit "

@@ -89,10 +89,11 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
-    grids = eval_inputs(params, "faces", a.data).grids
+    inp = eval_inputs(params, "faces", a.data)
+    grids = inp.grids
     factors = list(grids)
     n = {len(g) for g in grids.values()}
-    detail = Detail.of(params.evaluate, next(iter(grids.values())).images.shape[-1])
+    detail = Detail.of(params.evaluate, inp.test_idx.image_size)
     head = ["images"] + [f"{f}: MSE / retrieval / detail" for f in factors]
     lines = ["### reconstruction retrieval and detail against degraded truths (analysis, not a "
              "timing)", "",
