@@ -15,8 +15,10 @@ of the steps it prints the fit's MSE and `detail` as the evaluate stage scores i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +27,20 @@ import torch.nn.functional as F
 
 from bench import publish
 from bench.render import machine
+from core.device import bf16_autocast
 from core.params import load_params
 from evaluate.stage import Detail, eval_inputs
 from train.fit import model_config
-from train.model import Decoder, ModelConfig
+from train.model import Decoder, ModelConfig, detail_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int = 0):
-    """Yield (step, MSE, detail, seconds) five times while fitting decoder + free latents."""
+def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int = 0,
+        amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        detail_weight: float = 0.0):
+    """Yield (step, MSE, detail, seconds) five times while fitting decoder + free latents;
+    ``amp`` is the training step's autocast (core.device.bf16_autocast)."""
     torch.manual_seed(seed)
     dec = Decoder(cfg)
     z = torch.nn.Parameter(torch.randn(len(x), cfg.latent_dim) * 0.1)
@@ -42,7 +48,11 @@ def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int
     t0, every = time.time(), max(1, steps // 5)
     for step in range(1, steps + 1):
         idx = torch.randperm(len(x))[:20]
-        loss = F.binary_cross_entropy_with_logits(dec(z[idx]), x[idx], reduction="sum")
+        with amp():
+            logits = dec(z[idx])
+        loss = F.binary_cross_entropy_with_logits(logits.float(), x[idx], reduction="sum")
+        if detail_weight:
+            loss = loss + detail_weight * detail_loss(logits, x[idx], detail.sigma)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -58,6 +68,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--data", type=Path, default=REPO / "data" / "faces")
+    ap.add_argument("--amp", action="store_true",
+                    help="bf16 autocast, as training uses it where the CPU has bf16")
+    ap.add_argument("--detail-weight", type=float, default=0.0)
     ap.add_argument("--out", default=None, help="append the table to this Markdown file")
     a = ap.parse_args()
     if a.images < 1 or a.steps < 5:
@@ -72,9 +85,13 @@ def main() -> None:
     lines = ["### the default decoder fitted alone to a few faces (analysis)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.decoder_fit "
-             + shlex.join(["--images", str(a.images), "--steps", str(a.steps)]) + "`", "",
+             + shlex.join(["--images", str(a.images), "--steps", str(a.steps)]
+                         + ["--amp"] * a.amp
+                         + ["--detail-weight", str(a.detail_weight)] * bool(a.detail_weight))
+             + "`", "",
              "| step | MSE | detail | seconds |", "|---|---|---|---|"]
-    for step, mse, d, sec in fit(x, cfg, a.steps, detail):
+    amp = bf16_autocast(torch.device("cpu"), a.amp)
+    for step, mse, d, sec in fit(x, cfg, a.steps, detail, amp=amp, detail_weight=a.detail_weight):
         lines.append(f"| {step} | {mse:.5f} | {'n/a' if d is None else f'{d:.3f}'} | {sec:.0f} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), a.out)
