@@ -1,6 +1,7 @@
 """Can the default decoder draw a face at all? A decoder-only fit on a few test images.
 
-    python -m bench.decoder_fit [--images 20] [--steps 1500] [--data data/faces]
+    python -m bench.decoder_fit [--images 20] [--steps 1500] [--grids azimuth|...|all] [--amp]
+                                [--detail-weight W] [--noise S] [--data data/faces]
 
 The evaluate stage's `detail` of every trained faces model is ~0: reconstructions redraw none
 of the fine structure inside the head's outline (README "Metrics"). This separates the two
@@ -8,14 +9,20 @@ readings of that: the decoder cannot represent a face, or training does not get 
 default decoder (params.yaml's train.* widths, GroupNorm) is fitted alone, GLO-style: each image
 gets a free latent vector, optimised with the decoder's weights by Adam on the training loss's
 reconstruction term (BCE summed over pixels), 20 images a step. The images are the first
---images of the test azimuth grid (identity 0's 20 views, then identity 1's, ...). Every fifth
-of the steps it prints the fit's MSE and `detail` as the evaluate stage scores it.
+--images of the test azimuth grid (identity 0's 20 views, then identity 1's, ...), or of
+--grids all (the azimuth, elevation and light grids, one after the other). Every fifth of the
+steps it prints the fit's MSE and `detail` as the evaluate stage scores it.
+
+Options that ask why the VAE does worse: --amp trains under bf16 autocast as training does;
+--detail-weight adds W x a fine-structure term (the squared error of the high-passed images,
+`detail_loss`) to the loss; --noise adds a VAE-like sampling noise to the codes while fitting.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import shlex
 import time
 from collections.abc import Callable
@@ -31,16 +38,41 @@ from core.device import bf16_autocast
 from core.params import load_params
 from evaluate.stage import Detail, eval_inputs
 from train.fit import model_config
-from train.model import Decoder, ModelConfig, detail_loss
+from train.model import Decoder, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def high_pass(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) images minus their Gaussian blur of sd ``sigma`` px (edges replicated, the
+    kernel cut at 4 sd as scipy's): evaluate.metrics.high_pass in torch, for a loss."""
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"sigma must be a positive number of pixels, got {sigma}")
+    radius = int(4 * sigma + 0.5)
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = images.shape[1]
+    blur = F.pad(images, (radius,) * 4, mode="replicate")
+    blur = F.conv2d(blur, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    blur = F.conv2d(blur, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return images - blur
+
+
+def detail_loss(logits: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Sum over pixels of the squared difference of the decoded and target images' fine
+    structure (finer than a blur of sd ``sigma`` px), in float32: --detail-weight's term."""
+    out = torch.sigmoid(logits.float())
+    return (high_pass(out, sigma) - high_pass(x.float(), sigma)).square().sum()
+
+
 def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int = 0,
         amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        detail_weight: float = 0.0):
+        detail_weight: float = 0.0, noise: float = 0.0):
     """Yield (step, MSE, detail, seconds) five times while fitting decoder + free latents;
-    ``amp`` is the training step's autocast (core.device.bf16_autocast)."""
+    ``amp`` is the training step's autocast (core.device.bf16_autocast); ``noise`` adds
+    Gaussian noise of this sd, relative to each latent's spread over the images, to the codes
+    the decoder is trained on (a VAE's sampling noise, at a chosen level)."""
     torch.manual_seed(seed)
     dec = Decoder(cfg)
     z = torch.nn.Parameter(torch.randn(len(x), cfg.latent_dim) * 0.1)
@@ -48,8 +80,11 @@ def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int
     t0, every = time.time(), max(1, steps // 5)
     for step in range(1, steps + 1):
         idx = torch.randperm(len(x))[:20]
+        code = z[idx]
+        if noise:
+            code = code + noise * z.detach().std(0) * torch.randn_like(code)
         with amp():
-            logits = dec(z[idx])
+            logits = dec(code)
         loss = F.binary_cross_entropy_with_logits(logits.float(), x[idx], reduction="sum")
         if detail_weight:
             loss = loss + detail_weight * detail_loss(logits, x[idx], detail.sigma)
@@ -68,9 +103,13 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--data", type=Path, default=REPO / "data" / "faces")
+    ap.add_argument("--grids", default="azimuth",
+                    help="the test grid(s) the images come from, in order: a factor, or all")
     ap.add_argument("--amp", action="store_true",
                     help="bf16 autocast, as training uses it where the CPU has bf16")
     ap.add_argument("--detail-weight", type=float, default=0.0)
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="code noise sd during the fit, relative to each latent's spread")
     ap.add_argument("--out", default=None, help="append the table to this Markdown file")
     a = ap.parse_args()
     if a.images < 1 or a.steps < 5:
@@ -78,20 +117,25 @@ def main() -> None:
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
     inp = eval_inputs(params, "faces", a.data)
-    x = torch.from_numpy(inp.grids["azimuth"].images.astype(np.float32) / 255)
-    x = x.reshape(-1, *x.shape[2:])[: a.images]
+    grids = list(inp.grids) if a.grids == "all" else [a.grids]
+    x = torch.from_numpy(np.concatenate([
+        inp.grids[g].images.reshape(-1, *inp.grids[g].images.shape[2:]) for g in grids]
+    ).astype(np.float32) / 255)[: a.images]
     cfg = model_config(params, inp.test_idx, "faces")  # the decoder the faces model trains
     detail = Detail.of(params.evaluate, inp.test_idx.image_size)
     lines = ["### the default decoder fitted alone to a few faces (analysis)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.decoder_fit "
              + shlex.join(["--images", str(a.images), "--steps", str(a.steps)]
+                         + ["--grids", a.grids] * (a.grids != "azimuth")
                          + ["--amp"] * a.amp
-                         + ["--detail-weight", str(a.detail_weight)] * bool(a.detail_weight))
+                         + ["--detail-weight", str(a.detail_weight)] * bool(a.detail_weight)
+                         + ["--noise", str(a.noise)] * bool(a.noise))
              + "`", "",
              "| step | MSE | detail | seconds |", "|---|---|---|---|"]
     amp = bf16_autocast(torch.device("cpu"), a.amp)
-    for step, mse, d, sec in fit(x, cfg, a.steps, detail, amp=amp, detail_weight=a.detail_weight):
+    for step, mse, d, sec in fit(x, cfg, a.steps, detail, amp=amp, detail_weight=a.detail_weight,
+                                 noise=a.noise):
         lines.append(f"| {step} | {mse:.5f} | {'n/a' if d is None else f'{d:.3f}'} | {sec:.0f} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), a.out)

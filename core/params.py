@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -301,12 +300,6 @@ class TrainConfig:
     # within the minibatch (its factor), not through its batch mean as one more identity
     # channel (train/clamp.py; README "Method notes").
     center_extrinsic: bool = False
-    # Not in the paper: weight of a fine-structure term added to the training loss, the squared
-    # difference of decoded and target images after a high-pass (image minus its Gaussian blur
-    # of sd detail_sigma px at 64 px, scaled with the image size; train/model.py detail_loss),
-    # summed over pixels like the Bernoulli term. 0 = the paper's loss. Test loss stays the ELBO.
-    detail_weight: float = 0.0
-    detail_sigma: float = 1.0
     lr: float = 5e-4  # paper: 5e-4
     # constant (the paper) | cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr to 0 over
     # the dataset's train.steps (Loshchilov & Hutter 2017).
@@ -353,10 +346,6 @@ class TrainConfig:
         """The kind mix of `dataset`'s training stream (None: the rendered batch counts)."""
         return (self.kind_mix or {}).get(dataset)
 
-    def detail_sigma_px(self, image_size: int) -> float:
-        """detail_sigma in pixels of an ``image_size``-pixel image."""
-        return self.detail_sigma * image_size / 64
-
     def check(self, key: str) -> None:
         steps = self.steps if isinstance(self.steps, dict) else {"": self.steps}
         for ds, n in steps.items():
@@ -374,12 +363,6 @@ class TrainConfig:
         if not 0 < self.kl_weight <= 1:
             raise ParamsError(f"{key}.kl_weight", f"expected 0 < kl_weight <= 1, got "
                               f"{self.kl_weight}")
-        if not (math.isfinite(self.detail_weight) and self.detail_weight >= 0):
-            raise ParamsError(f"{key}.detail_weight", f"expected a number >= 0 (0 = off), got "
-                              f"{self.detail_weight}")
-        if not (math.isfinite(self.detail_sigma) and self.detail_sigma > 0):
-            raise ParamsError(f"{key}.detail_sigma", f"expected a number of pixels > 0, got "
-                              f"{self.detail_sigma}")
         for i, b in enumerate(self.betas):
             if not 0.0 <= b < 1.0:
                 raise ParamsError(f"{key}.betas[{i}]", f"expected 0 <= beta < 1, got {b}")

@@ -390,8 +390,7 @@ def _fit(params: Params, dataset: str, data_dir: Path, out_dir: Path, *, model_k
         opt.zero_grad(set_to_none=True)
         loss, ratio = backward_step(net, x, kinds, noise, model_kind=model_kind,
                                     assignment=assignment, clamp_scale=t.clamp_scale,
-                                    kl_weight=t.kl_weight, detail_weight=t.detail_weight,
-                                    detail_sigma=t.detail_sigma_px(train_idx.image_size),
+                                    kl_weight=t.kl_weight,
                                     center_extrinsic=t.center_extrinsic, world=world, amp=amp)
         opt.step()
         step += 1

@@ -436,8 +436,7 @@ class VAELoss(NamedTuple):
 
 
 def vae_loss(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor,
-             kl_weight: float = 1.0, detail_weight: float = 0.0,
-             detail_sigma: float = 1.0) -> VAELoss:
+             kl_weight: float = 1.0) -> VAELoss:
     """Negative ELBO summed over pixels, latents and images (KL weighted by ``kl_weight``).
 
     Summed, not averaged, like the original code's unaveraged criterion: a step of G minibatches
@@ -451,46 +450,17 @@ def vae_loss(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor,
         mu, logvar: (N, D) posterior parameters (after clamping, when clamped).
         kl_weight: beta of a beta-VAE; 1 is the ELBO (the paper). Below 1 the code may carry
             more nats than the prior would pay for (train.kl_weight in params.yaml).
-        detail_weight, detail_sigma: weight of :func:`detail_loss` at this blur sd (pixels) in
-            ``total`` (train.detail_weight; 0, the paper, adds nothing).
 
     Returns:
         :class:`VAELoss` (total, recon, kl), scalars of at least float32 precision; ``recon +
-        kl`` is the negative ELBO whatever ``kl_weight`` and ``detail_weight`` are.
+        kl`` is the negative ELBO whatever ``kl_weight`` is.
     """
     if logits.shape != x.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and images {tuple(x.shape)} differ")
     logits, x, mu, logvar = (_at_least_fp32(t) for t in (logits, x, mu, logvar))
     recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
     kl = -0.5 * torch.sum(1.0 + logvar - mu.square() - logvar.exp())
-    total = recon + kl_weight * kl
-    if detail_weight:
-        total = total + detail_weight * detail_loss(logits, x, detail_sigma)
-    return VAELoss(total, recon, kl)
-
-
-def high_pass(images: Tensor, sigma: float) -> Tensor:
-    """(N, C, H, W) images minus their Gaussian blur of sd ``sigma`` pixels (edges replicated,
-    the kernel cut at 4 sd as scipy's): torch's twin of evaluate.metrics.high_pass, so that the
-    training loss can weigh the fine structure the evaluate stage's ``detail`` scores."""
-    if not math.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"sigma must be a positive number of pixels, got {sigma}")
-    radius = int(4 * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = images.shape[1]
-    blur = F.pad(images, (radius,) * 4, mode="replicate")
-    blur = F.conv2d(blur, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    blur = F.conv2d(blur, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return images - blur
-
-
-def detail_loss(logits: Tensor, x: Tensor, sigma: float) -> Tensor:
-    """Sum over pixels and images of the squared difference between the fine structure (finer
-    than a blur of sd ``sigma`` px) of the decoded image and of the target, in float32."""
-    out, x = torch.sigmoid(_at_least_fp32(logits)), _at_least_fp32(x)
-    return (high_pass(out, sigma) - high_pass(x, sigma)).square().sum()
+    return VAELoss(recon + kl_weight * kl, recon, kl)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,14 +35,12 @@ def item_noise(seed: int, items: torch.Tensor, batch: int, dim: int) -> torch.Te
 
 def backward_step(net: torch.nn.Module, x: torch.Tensor, kinds: list[str], noise: torch.Tensor,
                   *, model_kind: str, assignment: LatentAssignment, clamp_scale: float,
-                  kl_weight: float = 1.0, detail_weight: float = 0.0,
-                  detail_sigma: float = 1.0, center_extrinsic: bool = False, world: int = 1,
+                  kl_weight: float = 1.0, center_extrinsic: bool = False, world: int = 1,
                   amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                   ) -> tuple[VAELoss, float | None]:
     """Forward and backward of one training step (the caller zeroes the gradients and steps the
     optimiser): x (G*B, C, H, W) in [0, 1], one kind per minibatch, noise (G*B, D);
-    ``kl_weight`` weights the KL term of the minimised loss (train.kl_weight; 1 = the ELBO),
-    ``detail_weight`` its fine-structure term at blur sd ``detail_sigma`` px (vae_loss);
+    ``kl_weight`` weights the KL term of the minimised loss (train.kl_weight; 1 = the ELBO);
     ``center_extrinsic`` is train.center_extrinsic (train/clamp.py; DC-IGN only).
 
     The loss is multiplied by ``world`` before backward, so that DDP's average over W ranks is
@@ -57,7 +55,7 @@ def backward_step(net: torch.nn.Module, x: torch.Tensor, kinds: list[str], noise
                       clamp_record=norms, center_extrinsic=center_extrinsic)
         else:
             out = net(x, noise=noise)
-    loss = vae_loss(out.logits, x, out.mu, out.logvar, kl_weight, detail_weight, detail_sigma)
+    loss = vae_loss(out.logits, x, out.mu, out.logvar, kl_weight)
     (loss.total * world).backward()
     if not norms:
         return loss, None

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from evaluate import metrics as M
 from train.clamp import LatentAssignment
 from train.model import (
     DCIGN,
@@ -17,9 +16,7 @@ from train.model import (
     ModelConfig,
     center_crop,
     decoder_sizes,
-    detail_loss,
     encoder_sizes,
-    high_pass,
     init_weights,
     param_count,
     vae_loss,
@@ -269,42 +266,6 @@ def test_vae_loss_known_values() -> None:
     total_b, recon_b, kl_b = vae_loss(logits, x, mu, logvar, kl_weight=0.1)
     assert (float(recon_b), float(kl_b)) == (float(recon), float(kl))
     assert float(total_b) == pytest.approx(18 * math.log(2) + 0.15)
-
-
-def test_high_pass_is_the_evaluate_stages_and_rejects_a_bad_sigma() -> None:
-    x = torch.rand(3, 2, 20, 17, dtype=torch.float64)
-    for sigma in (0.5, 1.0, 2.5):
-        got = high_pass(x, sigma).numpy()
-        assert got == pytest.approx(M.high_pass(x.numpy(), sigma), abs=1e-12)
-    # A constant image has no fine structure; edges are replicated, so not even at the border.
-    assert float(high_pass(torch.full((1, 1, 9, 9), 0.3), 1.0).abs().max()) < 1e-6
-    for bad in (0.0, -1.0, float("nan")):
-        with pytest.raises(ValueError, match="sigma"):
-            high_pass(x, bad)
-
-
-def test_detail_loss_weighs_only_fine_structure() -> None:
-    x = torch.rand(2, 1, 24, 24).clamp(0.05, 0.95)
-    exact = torch.logit(x)
-    assert float(detail_loss(exact, x, 1.0)) < 1e-8
-    # A uniform brightness change costs nothing here (the Bernoulli term sees it), a blur of the
-    # target loses its fine structure: exactly the target's high-pass energy when drawn flat.
-    brighter = torch.logit((x + 0.04).clamp(max=0.99))
-    flat = torch.zeros_like(x)
-    assert float(detail_loss(brighter, x, 1.0)) < 0.05 * float(detail_loss(flat, x, 1.0))
-    assert float(detail_loss(flat, x, 1.0)) == pytest.approx(
-        float(high_pass(x, 1.0).square().sum()), rel=1e-5)
-
-
-def test_vae_loss_adds_the_weighted_detail_term_to_the_total_only() -> None:
-    logits, x = torch.randn(2, 1, 12, 12), torch.rand(2, 1, 12, 12)
-    mu, logvar = torch.randn(2, 3), torch.zeros(2, 3)
-    plain = vae_loss(logits, x, mu, logvar, kl_weight=0.1)
-    weighted = vae_loss(logits, x, mu, logvar, kl_weight=0.1, detail_weight=20.0,
-                        detail_sigma=1.5)
-    assert (float(weighted.recon), float(weighted.kl)) == (float(plain.recon), float(plain.kl))
-    assert float(weighted.total) == pytest.approx(
-        float(plain.total) + 20.0 * float(detail_loss(logits, x, 1.5)), rel=1e-6)
 
 
 def test_loss_of_g_minibatches_is_sum_of_singles() -> None:
