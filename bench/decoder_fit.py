@@ -66,15 +66,38 @@ def detail_loss(logits: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Te
     return (high_pass(out, sigma) - high_pass(x.float(), sigma)).square().sum()
 
 
+VARIANTS = ("default", "fullres", "bilinear")
+
+
+def decoder(cfg: ModelConfig, variant: str = "default") -> Decoder:
+    """The default decoder, or a prototype variant of it (not in the model, only here):
+    fullres: the last stage emits 32 maps, then GroupNorm, ReLU and a 3x3 conv to the image at
+    full resolution; bilinear: bilinear upsampling in place of nearest."""
+    dec = Decoder(cfg)
+    if variant == "fullres":
+        last = dec.body[-1]
+        width = cfg.dec_channels[-1]
+        dec.body[-1] = torch.nn.Conv2d(last.in_channels, width, last.kernel_size)
+        dec.body.extend([torch.nn.GroupNorm(8, width), torch.nn.ReLU(),
+                         torch.nn.Conv2d(width, cfg.channels, 3, padding=1)])
+    elif variant == "bilinear":
+        for m in dec.body:
+            if isinstance(m, torch.nn.Upsample):
+                m.mode = "bilinear"
+    elif variant != "default":
+        raise ValueError(f"unknown decoder variant {variant!r} (expected one of {VARIANTS})")
+    return dec
+
+
 def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int = 0,
         amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        detail_weight: float = 0.0, noise: float = 0.0):
+        detail_weight: float = 0.0, noise: float = 0.0, variant: str = "default"):
     """Yield (step, MSE, detail, seconds) five times while fitting decoder + free latents;
     ``amp`` is the training step's autocast (core.device.bf16_autocast); ``noise`` adds
     Gaussian noise of this sd, relative to each latent's spread over the images, to the codes
     the decoder is trained on (a VAE's sampling noise, at a chosen level)."""
     torch.manual_seed(seed)
-    dec = Decoder(cfg)
+    dec = decoder(cfg, variant)
     z = torch.nn.Parameter(torch.randn(len(x), cfg.latent_dim) * 0.1)
     opt = torch.optim.Adam([*dec.parameters(), z], lr=1e-3, betas=(0.9, 0.99))
     t0, every = time.time(), max(1, steps // 5)
@@ -105,6 +128,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO / "data" / "faces")
     ap.add_argument("--grids", default="azimuth",
                     help="the test grid(s) the images come from, in order: a factor, or all")
+    ap.add_argument("--variant", choices=VARIANTS, default="default")
     ap.add_argument("--amp", action="store_true",
                     help="bf16 autocast, as training uses it where the CPU has bf16")
     ap.add_argument("--detail-weight", type=float, default=0.0)
@@ -128,6 +152,7 @@ def main() -> None:
              "Command: `python -m bench.decoder_fit "
              + shlex.join(["--images", str(a.images), "--steps", str(a.steps)]
                          + ["--grids", a.grids] * (a.grids != "azimuth")
+                         + ["--variant", a.variant] * (a.variant != "default")
                          + ["--amp"] * a.amp
                          + ["--detail-weight", str(a.detail_weight)] * bool(a.detail_weight)
                          + ["--noise", str(a.noise)] * bool(a.noise))
@@ -135,7 +160,7 @@ def main() -> None:
              "| step | MSE | detail | seconds |", "|---|---|---|---|"]
     amp = bf16_autocast(torch.device("cpu"), a.amp)
     for step, mse, d, sec in fit(x, cfg, a.steps, detail, amp=amp, detail_weight=a.detail_weight,
-                                 noise=a.noise):
+                                 noise=a.noise, variant=a.variant):
         lines.append(f"| {step} | {mse:.5f} | {'n/a' if d is None else f'{d:.3f}'} | {sec:.0f} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), a.out)
