@@ -1,7 +1,8 @@
 """Can the default decoder draw a face at all? A decoder-only fit on a few test images.
 
     python -m bench.decoder_fit [--images 20] [--steps 1500] [--grids azimuth|...|all] [--amp]
-                                [--detail-weight W] [--noise S] [--data data/faces]
+                                [--detail-weight W] [--noise S] [--variant default|fullres|bilinear]
+                                [--data data/faces] [--out FILE]
 
 The evaluate stage's `detail` of every trained faces model is ~0: reconstructions redraw none
 of the fine structure inside the head's outline (README "Metrics"). This separates the two
@@ -138,9 +139,13 @@ def main() -> None:
     a = ap.parse_args()
     if a.images < 1 or a.steps < 5:
         raise SystemExit("--images must be >= 1 and --steps >= 5")
+    if not (a.detail_weight >= 0 and a.noise >= 0):  # also refuses nan
+        raise SystemExit("--detail-weight and --noise must be >= 0")
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
     inp = eval_inputs(params, "faces", a.data)
+    if a.grids != "all" and a.grids not in inp.grids:
+        raise SystemExit(f"--grids {a.grids!r}: expected all or one of {sorted(inp.grids)}")
     grids = list(inp.grids) if a.grids == "all" else [a.grids]
     x = torch.from_numpy(np.concatenate([
         inp.grids[g].images.reshape(-1, *inp.grids[g].images.shape[2:]) for g in grids]
