@@ -1,7 +1,8 @@
 """Can the default decoder draw a face at all? A decoder-only fit on a few test images.
 
     python -m bench.decoder_fit [--images 20] [--steps 1500] [--grids azimuth|...|all] [--amp]
-                                [--detail-weight W] [--noise S] [--variant default|fullres|bilinear]
+                                [--lr 1e-3] [--detail-weight W] [--noise S]
+                                [--variant default|fullres|bilinear]
                                 [--data data/faces] [--out FILE]
 
 The evaluate stage's `detail` of every trained faces model is ~0: reconstructions redraw none
@@ -92,7 +93,8 @@ def decoder(cfg: ModelConfig, variant: str = "default") -> Decoder:
 
 def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int = 0,
         amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        detail_weight: float = 0.0, noise: float = 0.0, variant: str = "default"):
+        detail_weight: float = 0.0, noise: float = 0.0, variant: str = "default",
+        lr: float = 1e-3):
     """Yield (step, MSE, detail, seconds) five times while fitting decoder + free latents;
     ``amp`` is the training step's autocast (core.device.bf16_autocast); ``noise`` adds
     Gaussian noise of this sd, relative to each latent's spread over the images, to the codes
@@ -100,7 +102,7 @@ def fit(x: torch.Tensor, cfg: ModelConfig, steps: int, detail: Detail, seed: int
     torch.manual_seed(seed)
     dec = decoder(cfg, variant)
     z = torch.nn.Parameter(torch.randn(len(x), cfg.latent_dim) * 0.1)
-    opt = torch.optim.Adam([*dec.parameters(), z], lr=1e-3, betas=(0.9, 0.99))
+    opt = torch.optim.Adam([*dec.parameters(), z], lr=lr, betas=(0.9, 0.99))
     t0, every = time.time(), max(1, steps // 5)
     for step in range(1, steps + 1):
         idx = torch.randperm(len(x))[:20]
@@ -132,6 +134,7 @@ def main() -> None:
     ap.add_argument("--variant", choices=VARIANTS, default="default")
     ap.add_argument("--amp", action="store_true",
                     help="bf16 autocast, as training uses it where the CPU has bf16")
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     ap.add_argument("--detail-weight", type=float, default=0.0)
     ap.add_argument("--noise", type=float, default=0.0,
                     help="code noise sd during the fit, relative to each latent's spread")
@@ -139,8 +142,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.images < 1 or a.steps < 5:
         raise SystemExit("--images must be >= 1 and --steps >= 5")
-    if not (a.detail_weight >= 0 and a.noise >= 0):  # also refuses nan
-        raise SystemExit("--detail-weight and --noise must be >= 0")
+    if not (a.detail_weight >= 0 and a.noise >= 0 and a.lr > 0):  # also refuses nan
+        raise SystemExit("--detail-weight and --noise must be >= 0, --lr > 0")
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
     inp = eval_inputs(params, "faces", a.data)
@@ -158,6 +161,7 @@ def main() -> None:
              + shlex.join(["--images", str(a.images), "--steps", str(a.steps)]
                          + ["--grids", a.grids] * (a.grids != "azimuth")
                          + ["--variant", a.variant] * (a.variant != "default")
+                         + ["--lr", str(a.lr)] * (a.lr != 1e-3)
                          + ["--amp"] * a.amp
                          + ["--detail-weight", str(a.detail_weight)] * bool(a.detail_weight)
                          + ["--noise", str(a.noise)] * bool(a.noise))
@@ -165,7 +169,7 @@ def main() -> None:
              "| step | MSE | detail | seconds |", "|---|---|---|---|"]
     amp = bf16_autocast(torch.device("cpu"), a.amp)
     for step, mse, d, sec in fit(x, cfg, a.steps, detail, amp=amp, detail_weight=a.detail_weight,
-                                 noise=a.noise, variant=a.variant):
+                                 noise=a.noise, variant=a.variant, lr=a.lr):
         lines.append(f"| {step} | {mse:.5f} | {'n/a' if d is None else f'{d:.3f}'} | {sec:.0f} |")
         print(lines[-1], flush=True)
     publish("\n".join(lines), a.out)

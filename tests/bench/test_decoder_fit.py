@@ -49,7 +49,7 @@ def test_detail_loss_weighs_only_fine_structure() -> None:
 
 
 def test_options_reach_the_fit() -> None:
-    # --detail-weight and --noise change what is fitted: same seed, different weights.
+    # --detail-weight, --noise and --lr change what is fitted: same seed, different weights.
     x = torch.rand(4, 1, 36, 36)
     cfg = ModelConfig(image_size=36, channels=1, latent_dim=4, enc_channels=(4, 4, 4),
                       dec_channels=(4, 4, 4))
@@ -58,3 +58,4 @@ def test_options_reach_the_fit() -> None:
     assert [r[1] for r in fit(x, cfg, 10, d)] == plain  # deterministic
     assert [r[1] for r in fit(x, cfg, 10, d, detail_weight=50.0)] != plain
     assert [r[1] for r in fit(x, cfg, 10, d, noise=0.5)] != plain
+    assert [r[1] for r in fit(x, cfg, 10, d, lr=1e-2)] != plain
