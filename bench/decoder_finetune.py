@@ -46,7 +46,8 @@ def finetune(model: DCIGN, minibatches: np.ndarray, steps: int, *, lr: float,
              amp: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
              ) -> Iterator[int]:
     """Train `model`'s decoder alone on uint8 minibatches (n, B, C, H, W), its encoder frozen;
-    yields the step four times along (the model in eval mode there, for scoring)."""
+    yields the step at every quarter of the steps and at the last (the model in eval mode
+    there, for scoring)."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.decoder.parameters(), lr=lr, betas=betas)
