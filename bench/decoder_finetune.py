@@ -1,7 +1,7 @@
 """Does a trained model's decoder learn fine structure if its codes stop moving?
 
-    python -m bench.decoder_finetune CHECKPOINT [--steps 2000] [--sample] [--data data/faces]
-                                     [--out FILE]
+    python -m bench.decoder_finetune CHECKPOINT [--steps 2000] [--sample] [--fresh]
+                                     [--minibatches N] [--data data/faces] [--out FILE]
 
 Every trained faces model draws no fine structure inside the head (`detail` ~0, README
 "Metrics"), on test and training images alike, while the same decoder fitted alone to free codes
@@ -11,7 +11,13 @@ weights, with Adam at params.yaml's train.lr and betas under the training step's
 one training minibatch (drawn uniformly from the split) a step. The decoder sees each image's
 posterior mean, or with --sample a posterior sample, as in training. Four times along it scores
 the test azimuth grid's reconstructions: MSE, `detail` as the evaluate stage scores it, and
-`detail`'s parts (bench.retrieval_floor.fine_structure).
+`detail`'s parts (bench.retrieval_floor.fine_structure), and `detail` on the first 2,000
+images it trains on.
+
+--fresh draws the decoder's weights again (params.yaml's train.init) before training, so the
+trained weights' starting point is out of the question; --minibatches N trains on the first N
+training minibatches only (bench.decoder_fit's data-size ladder, with the encoder's codes in
+place of free ones).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from core.shards import list_shards, read_shard
 from evaluate.data import decode, encode
 from evaluate.stage import Detail, eval_inputs
 from train import checkpoint
-from train.model import DCIGN
+from train.model import DCIGN, init_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,16 +78,27 @@ def finetune(model: DCIGN, minibatches: np.ndarray, steps: int, *, lr: float,
             yield step
 
 
+def redraw_decoder(model: DCIGN, scheme: str, seed: int = 0) -> None:
+    """New decoder weights for `model`, drawn as training draws them (train.init `scheme`)."""
+    torch.manual_seed(seed)
+    fresh = DCIGN(model.cfg)
+    init_weights(fresh, scheme)
+    model.decoder.load_state_dict(fresh.decoder.state_dict())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--sample", action="store_true", help="posterior samples, not means")
+    ap.add_argument("--fresh", action="store_true", help="start from new decoder weights")
+    ap.add_argument("--minibatches", type=int, default=None,
+                    help="train on the first N training minibatches only")
     ap.add_argument("--data", type=Path, default=REPO / "data" / "faces")
     ap.add_argument("--out", default=None, help="append the table to this Markdown file")
     a = ap.parse_args()
-    if a.steps < 1:
-        raise SystemExit("--steps must be >= 1")
+    if a.steps < 1 or (a.minibatches is not None and a.minibatches < 1):
+        raise SystemExit("--steps and --minibatches must be >= 1")
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
     inp = eval_inputs(params, "faces", a.data)
@@ -91,24 +108,33 @@ def main() -> None:
     shards = list_shards(a.data / "train")
     if not shards:
         raise SystemExit(f"no training shards in {a.data / 'train'}")
-    train = np.concatenate([read_shard(s)[0].images for s in shards])
+    train = np.concatenate([read_shard(s)[0].images for s in shards])[: a.minibatches]
+    seen = train[:100]  # the first 2,000 images trained on, scored as the grid is
+    seen_truth = seen.astype(np.float32) / 255
     model, _ = checkpoint.load_model(a.checkpoint)
+    if a.fresh:
+        redraw_decoder(model, params.train.init)
     cpu = torch.device("cpu")
     lines = ["### a trained decoder fine-tuned alone, its encoder frozen (analysis)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.decoder_finetune "
-             + shlex.join([str(a.checkpoint), "--steps", str(a.steps)] + ["--sample"] * a.sample)
+             + shlex.join([str(a.checkpoint), "--steps", str(a.steps)] + ["--sample"] * a.sample
+                          + ["--fresh"] * a.fresh
+                          + ["--minibatches", str(a.minibatches)] * (a.minibatches is not None))
              + "`", "",
-             f"{len(train)} training minibatches; scored on the test azimuth grid.", "",
-             "| step | MSE | detail | energy / cosine | seconds |", "|---|---|---|---|---|"]
+             f"{len(train)} training minibatches; scored on the test azimuth grid, and (last "
+             f"column) on the first {len(seen) * seen.shape[1]} images trained on.", "",
+             "| step | MSE | detail | energy / cosine | detail, trained-on images | seconds |",
+             "|---|---|---|---|---|---|"]
 
     def row(step: int, seconds: float) -> None:
         out = decode(model, encode(model, grid.images, cpu), cpu)
         d, fs = detail.score(out, truth), fine_structure(out, truth, detail)
+        ds = detail.score(decode(model, encode(model, seen, cpu), cpu), seen_truth)
         lines.append(f"| {step} | {np.mean((out - truth) ** 2):.5f} | "
                      + ("n/a" if d is None else f"{d:.3f}") + " | "
-                     + ("n/a" if fs is None else f"{fs[0]:.3f} / {fs[1]:.2f}")
-                     + f" | {seconds:.0f} |")
+                     + ("n/a" if fs is None else f"{fs[0]:.3f} / {fs[1]:.2f}") + " | "
+                     + ("n/a" if ds is None else f"{ds:.3f}") + f" | {seconds:.0f} |")
         print(lines[-1], flush=True)
 
     model.eval()

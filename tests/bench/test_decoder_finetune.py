@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.decoder_finetune import finetune
+from bench.decoder_finetune import finetune, redraw_decoder
 from train.model import DCIGN, ModelConfig
 
 
@@ -47,3 +47,18 @@ def test_sampled_codes_train_a_different_decoder() -> None:
     list(finetune(sampled, x, 8, lr=1e-2, betas=(0.9, 0.99), sample=True))
     w = "body.1.weight"
     assert not torch.equal(means.decoder.state_dict()[w], sampled.decoder.state_dict()[w])
+
+
+def test_a_fresh_decoder_is_redrawn_and_the_encoder_kept() -> None:
+    model, _ = _setup()
+    enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    dec = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    redraw_decoder(model, "kaiming", seed=1)
+    for k, v in model.encoder.state_dict().items():
+        assert torch.equal(v, enc[k]), k
+    assert all(not torch.equal(v, dec[k]) for k, v in model.decoder.state_dict().items()
+               if k.endswith("weight"))
+    again, _ = _setup()
+    redraw_decoder(again, "kaiming", seed=1)  # the same draw for the same seed
+    for k, v in again.decoder.state_dict().items():
+        assert torch.equal(v, model.decoder.state_dict()[k]), k
