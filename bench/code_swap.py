@@ -90,8 +90,10 @@ def main() -> None:
     lines = [f"### the decoder given other {a.factor} latents (analysis)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.code_swap "
-             + shlex.join([*map(str, a.checkpoints)] + ["--factor", a.factor]
-                          * (a.factor != "elevation")) + "`", "",
+             + shlex.join([*map(str, a.checkpoints)]
+                          + ["--factor", a.factor] * (a.factor != "elevation")
+                          + ["--data", str(a.data)] * (a.data != REPO / "data" / "faces"))
+             + "`", "",
              f"Reconstruction MSE on the test {a.factor} grid ({len(grid)} identities x "
              f"{grid.images.shape[1]} views): all / {a.factor} below {mid:g} / above {mid:g}.", "",
              "| checkpoint | trained | detail | " + " | ".join(VERSIONS) + " |",
