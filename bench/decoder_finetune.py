@@ -115,7 +115,8 @@ def main() -> None:
     if a.fresh:
         redraw_decoder(model, params.train.init)
     cpu = torch.device("cpu")
-    lines = ["### a trained decoder fine-tuned alone, its encoder frozen (analysis)", "",
+    lines = [("### a new decoder trained on a trained encoder's frozen codes (analysis)" if a.fresh
+              else "### a trained decoder fine-tuned alone, its encoder frozen (analysis)"), "",
              f"Machine: {machine()}",
              "Command: `python -m bench.decoder_finetune "
              + shlex.join([str(a.checkpoint), "--steps", str(a.steps)] + ["--sample"] * a.sample
@@ -124,7 +125,8 @@ def main() -> None:
              + "`", "",
              f"{len(train)} training minibatches; scored on the test azimuth grid, and (last "
              f"column) on the first {len(seen) * seen.shape[1]} images trained on.", "",
-             "| step | MSE | detail | energy / cosine | detail, trained-on images | seconds |",
+             "| step | MSE | detail | energy / cosine | detail, trained-on images "
+             "| seconds, scoring included |",
              "|---|---|---|---|---|---|"]
 
     def row(step: int, seconds: float) -> None:
