@@ -33,7 +33,7 @@ from bench import publish
 from bench.render import machine
 from core.device import bf16_autocast
 from core.params import load_params
-from core.shards import ShardReader
+from core.shards import ShardReader, SplitIndex
 from evaluate import metrics as M
 from evaluate.stage import eval_inputs
 from train.fit import model_config
@@ -141,7 +141,7 @@ def main() -> None:
     torch.set_num_threads(1)
     params = load_params(REPO / "params.yaml")
     inp = eval_inputs(params, "faces", a.data)
-    train_idx = type(inp.test_idx).scan(a.data / "train")
+    train_idx = SplitIndex.scan(a.data / "train")
     factors = list(inp.factors)
     lines = ["### the default encoder trained on the true factors (analysis)", "",
              f"Machine: {machine()}",
