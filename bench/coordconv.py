@@ -26,14 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from bench import publish
-from bench.half_finetune import run, scores
+from bench.half_finetune import new_dcign, run, scores
 from bench.render import machine
 from core.params import load_params
 from core.shards import SplitIndex
 from evaluate.data import decode, encode
 from evaluate.stage import Detail, eval_inputs
-from train.fit import model_config
-from train.model import DCIGN, init_weights
+from train.model import DCIGN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,9 +80,7 @@ def main() -> None:
     params = load_params(REPO / "params.yaml")
     inp = eval_inputs(params, "faces", a.data)
     train_idx = SplitIndex.scan(a.data / "train")
-    torch.manual_seed(0)  # as bench.seeded_features --control draws its model
-    model = DCIGN(model_config(params, train_idx, "faces"))
-    init_weights(model, params.train.init)
+    model = new_dcign(params, train_idx)  # as bench.seeded_features --control draws it
     if not a.control:
         with_coordconv(model)
     detail = Detail.of(params.evaluate, inp.test_idx.image_size)
@@ -98,8 +95,7 @@ def main() -> None:
              "| step | " + " | ".join(f"\\|r\\| {f}" for f in inp.factors)
              + " | grid MSE | detail (azimuth grid) | training seconds |",
              "|---|" + "---|" * len(inp.factors) + "---|---|---|"]
-    ckpt = {"step": 0, "params": {"train_seed": 0}}
-    for step, sec in run(model, ckpt, params, a.data, "both", a.steps, params.train.lr, a.every):
+    for step, sec in run(model, params, a.data, "both", a.steps, params.train.lr, a.every):
         s = scores(model, inp.grids, inp.factors)
         d = detail.score(decode(model, encode(model, grid.images, cpu), cpu), truth)
         lines.append(f"| {step} | " + " | ".join(f"{s[f]:.3f}" for f in inp.factors)

@@ -38,7 +38,8 @@ from evaluate.stage import eval_inputs
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream
-from train.model import DCIGN
+from train.fit import model_config
+from train.model import DCIGN, init_weights
 from train.step import backward_step, item_noise
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,18 +71,26 @@ def scores(model: DCIGN, grids: dict, factors: tuple[str, ...]) -> dict[str, flo
     return out
 
 
-def run(model: DCIGN, ckpt: dict, params, data: Path, half: str, steps: int, lr: float,
-        every: int) -> Iterator[tuple[int, float]]:
-    """Train `half` of `model` for `steps` DC-IGN steps; yield (step, seconds) at 0, every
-    `every` steps and at the last (the model in eval mode there)."""
+def new_dcign(params, train_idx, seed: int = 0) -> DCIGN:
+    """A new faces DC-IGN as training draws it (params.yaml's config and train.init), seed
+    `seed`: the start of bench.seeded_features and bench.coordconv, and of their controls."""
+    torch.manual_seed(seed)
+    model = DCIGN(model_config(params, train_idx, "faces"))
+    init_weights(model, params.train.init)
+    return model
+
+
+def run(model: DCIGN, params, data: Path, half: str, steps: int, lr: float, every: int, *,
+        seed: int = 0, first: int = 0) -> Iterator[tuple[int, float]]:
+    """Train `half` of `model` for `steps` DC-IGN steps on the training stream of seed `seed`
+    from item `first` on; yield (step, seconds) at 0, every `every` steps and at the last (the
+    model in eval mode there)."""
     t = params.train
     train_idx, _ = scan_splits(data, "faces", "fine-tunes")
     assignment = LatentAssignment(train_idx.latent_factors, t.latent_dim)
-    # The checkpoint's own training stream, from past the items it has trained on.
-    stream = MinibatchStream(train_idx, int(ckpt["params"]["train_seed"]), t.mix_for("faces"))
+    stream = MinibatchStream(train_idx, seed, t.mix_for("faces"))
     opt = torch.optim.Adam(trainable(model, half), lr=lr, betas=t.betas)
     amp = bf16_autocast(torch.device("cpu"), t.amp)
-    first = int(ckpt["step"])
     spent = 0.0  # training time only: the caller scores between yields
     yield 0, spent
     for step in range(1, steps + 1):
@@ -129,7 +138,9 @@ def main() -> None:
              "| step | " + " | ".join(f"\\|r\\| {f}" for f in factors)
              + " | grid MSE | training seconds |",
              "|---|" + "---|" * len(factors) + "---|---|"]
-    for step, sec in run(model, ckpt, params, a.data, a.train, a.steps, a.lr, a.every):
+    # The checkpoint's own training stream, from past the items it has trained on.
+    for step, sec in run(model, params, a.data, a.train, a.steps, a.lr, a.every,
+                         seed=int(ckpt["params"]["train_seed"]), first=int(ckpt["step"])):
         s = scores(model, inp.grids, factors)
         lines.append(f"| {step} | " + " | ".join(f"{s[f]:.3f}" for f in factors)
                      + f" | {s['mse']:.5f} | {sec:.0f} |")

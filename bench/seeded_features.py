@@ -29,14 +29,13 @@ from pathlib import Path
 import torch
 
 from bench import publish
-from bench.half_finetune import run, scores
+from bench.half_finetune import new_dcign, run, scores
 from bench.render import machine
 from bench.supervised_ceiling import regress, scaled, train_split
 from core.device import bf16_autocast
 from core.params import load_params
 from core.shards import SplitIndex
 from evaluate.stage import eval_inputs
-from train.fit import model_config
 from train.model import DCIGN, init_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,10 +62,8 @@ def main() -> None:
     t = params.train
     inp = eval_inputs(params, "faces", a.data)
     train_idx = SplitIndex.scan(a.data / "train")
-    cfg = model_config(params, train_idx, "faces")
-    torch.manual_seed(0)
-    model = DCIGN(cfg)
-    init_weights(model, t.init)
+    model = new_dcign(params, train_idx)
+    cfg = model.cfg
     if not a.control:
         factors = list(inp.factors)
         x, deg = train_split(train_idx)
@@ -80,7 +77,6 @@ def main() -> None:
                          every=a.pretrain):
             pass
         seed_features(model, told.encoder)
-    ckpt = {"step": 0, "params": {"train_seed": 0}}
     lines = ["### a new DC-IGN " + ("with its convs as drawn (control)" if a.control else
                                     f"with convs pretrained {a.pretrain} steps on the factors")
              + " (analysis)", "", f"Machine: {machine()}",
@@ -91,7 +87,7 @@ def main() -> None:
              "| step | " + " | ".join(f"\\|r\\| {f}" for f in inp.factors)
              + " | grid MSE | training seconds |",
              "|---|" + "---|" * len(inp.factors) + "---|---|"]
-    for step, sec in run(model, ckpt, params, a.data, "both", a.steps, t.lr, a.every):
+    for step, sec in run(model, params, a.data, "both", a.steps, t.lr, a.every):
         s = scores(model, inp.grids, inp.factors)
         lines.append(f"| {step} | " + " | ".join(f"{s[f]:.3f}" for f in inp.factors)
                      + f" | {s['mse']:.5f} | {sec:.0f} |")
