@@ -85,8 +85,7 @@ def main() -> None:
         raise SystemExit(f"--factor {a.factor!r}: expected one of {sorted(inp.grids)}")
     grid = inp.grids[a.factor]
     detail = Detail.of(params.evaluate, inp.test_idx.image_size)
-    lo, hi = inp.ranges[a.factor]
-    mid = (lo + hi) / 2
+    mid = (grid.values.min() + grid.values.max()) / 2  # where errors() splits the grid
     lines = [f"### the decoder given other {a.factor} latents (analysis)", "",
              f"Machine: {machine()}",
              "Command: `python -m bench.code_swap "
