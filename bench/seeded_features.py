@@ -22,7 +22,6 @@ falls back to the control's, the objective alone brings it there.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 from pathlib import Path
 
@@ -31,12 +30,12 @@ import torch
 from bench import publish
 from bench.half_finetune import new_dcign, run, scores
 from bench.render import machine
-from bench.supervised_ceiling import regress, scaled, train_split
+from bench.supervised_ceiling import factor_targets, regress, regressor
 from core.device import bf16_autocast
 from core.params import load_params
 from core.shards import SplitIndex
 from evaluate.stage import eval_inputs
-from train.model import DCIGN, init_weights
+from train.model import DCIGN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,15 +62,10 @@ def main() -> None:
     inp = eval_inputs(params, "faces", a.data)
     train_idx = SplitIndex.scan(a.data / "train")
     model = new_dcign(params, train_idx)
-    cfg = model.cfg
     if not a.control:
-        factors = list(inp.factors)
-        x, deg = train_split(train_idx)
-        y = scaled(deg[:, [train_idx.factor_names.index(f) for f in factors]],
-                   [inp.ranges[f] for f in factors])
+        x, y = factor_targets(train_idx, inp)
         torch.manual_seed(1)
-        told = DCIGN(dataclasses.replace(cfg, latent_dim=len(factors), odd_latents=()))
-        init_weights(told, t.init)
+        told = regressor(model.cfg, len(inp.factors), t.init)
         for _ in regress(told.encoder, x, y, a.pretrain, batch=train_idx.batch_size, lr=t.lr,
                          betas=tuple(t.betas), amp=bf16_autocast(torch.device("cpu"), t.amp),
                          every=a.pretrain):

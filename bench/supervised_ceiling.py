@@ -33,42 +33,39 @@ from bench import publish
 from bench.render import machine
 from core.device import bf16_autocast
 from core.params import load_params
-from core.shards import ShardReader, SplitIndex
+from core.shards import SplitIndex
 from evaluate import metrics as M
+from evaluate.data import encode, load_batches
 from evaluate.stage import eval_inputs
 from train.fit import model_config
-from train.model import DCIGN, Encoder, init_weights
+from train.model import DCIGN, Encoder, ModelConfig, init_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def train_split(index) -> tuple[np.ndarray, np.ndarray]:
-    """Every train image (N, C, H, W) uint8 and its factors (N, F) degrees, in
-    ``index.factor_names`` order."""
-    reader = ShardReader(index)
-    images, factors = [], []
-    for rows in index.by_kind.values():
-        for fi, row in rows:
-            b = reader.read(int(fi), int(row))
-            images.append(b["images"])
-            factors.append(b["factors"])
-    reader.close()
-    return np.concatenate(images), np.concatenate(factors)
+def factor_targets(train_idx, inp) -> tuple[np.ndarray, np.ndarray]:
+    """Every train image (N, C, H, W) uint8 and its disentangled factors (N, L) in
+    ``inp.factors`` order, each scaled to [-1, 1] over its range."""
+    b = load_batches(train_idx, 10**9)  # the whole split, as eval_inputs reads the test split
+    cols = [train_idx.factor_names.index(f) for f in inp.factors]
+    deg = b.factors.reshape(-1, b.factors.shape[-1])[:, cols]
+    return (b.images.reshape(-1, *b.images.shape[2:]),
+            scaled(deg, [inp.ranges[f] for f in inp.factors]))
+
+
+def regressor(cfg: ModelConfig, outputs: int, init: str) -> DCIGN:
+    """A DCIGN of `cfg`'s shape with `outputs` latents and no flip prior, drawn under train.init
+    `init` from torch's global RNG: its encoder is the regressor, the same layers training
+    inits."""
+    model = DCIGN(dataclasses.replace(cfg, latent_dim=outputs, odd_latents=()))
+    init_weights(model, init)
+    return model
 
 
 def scaled(deg: np.ndarray, ranges: list[tuple[float, float]]) -> np.ndarray:
     """Degrees (N, L) -> [-1, 1] per column over each factor's range."""
     lo, hi = np.array(ranges, dtype=np.float32).T
     return (2 * (deg - lo) / (hi - lo) - 1).astype(np.float32)
-
-
-@torch.no_grad()
-def predict(enc: Encoder, images: np.ndarray) -> np.ndarray:
-    enc.eval()
-    out = [enc(torch.from_numpy(images[i:i + 200]).float().div_(255))[0].numpy()
-           for i in range(0, len(images), 200)]
-    enc.train()
-    return np.concatenate(out)
 
 
 def within_r(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -83,7 +80,7 @@ def regress(enc: Encoder, x: np.ndarray, y: np.ndarray, steps: int, *, batch: in
             every: int = 1) -> Iterator[int]:
     """Train `enc`'s mu head (and convs) on uint8 images x (N, C, H, W) -> targets y (N, L) by
     the squared error, `batch` images drawn i.i.d. a step; yields every `every` steps and the
-    last (the encoder in train mode; :func:`predict` scores in eval mode)."""
+    last."""
     opt = torch.optim.Adam(enc.parameters(), lr=lr, betas=betas)
     gen = np.random.default_rng(seed)
     for step in range(1, steps + 1):
@@ -101,26 +98,21 @@ def regress(enc: Encoder, x: np.ndarray, y: np.ndarray, steps: int, *, batch: in
 def run(params, inp, train_idx, steps: int, every: int, seed: int):
     """Yield (step, training seconds, {factor: (equivariance, within-identity r)})."""
     factors = list(inp.factors)
-    x, deg = train_split(train_idx)
-    cols = [train_idx.factor_names.index(f) for f in factors]
-    y = scaled(deg[:, cols], [inp.ranges[f] for f in factors])
+    x, y = factor_targets(train_idx, inp)
     torch.manual_seed(seed)
-    cfg = model_config(params, train_idx, "faces")
-    # A whole DCIGN, for training's init (train.init) on the same layers; its encoder is used.
-    model = DCIGN(dataclasses.replace(cfg, latent_dim=len(factors), odd_latents=()))
-    init_weights(model, params.train.init)
-    enc = model.encoder
+    model = regressor(model_config(params, train_idx, "faces"), len(factors), params.train.init)
     t = params.train
+    cpu = torch.device("cpu")
     amp = bf16_autocast(torch.device("cpu"), t.amp)
     spent, t0 = 0.0, time.perf_counter()
-    for step in regress(enc, x, y, steps, batch=train_idx.batch_size, lr=t.lr,
+    for step in regress(model.encoder, x, y, steps, batch=train_idx.batch_size, lr=t.lr,
                         betas=tuple(t.betas), seed=seed, amp=amp, every=every):
         spent += time.perf_counter() - t0
         scores = {}
         for i, f in enumerate(factors):
             g = inp.grids[f]
             n, b = g.images.shape[:2]
-            pred = predict(enc, g.images.reshape(n * b, *g.images.shape[2:]))[:, i]
+            pred = encode(model, g.images, cpu).reshape(n * b, -1)[:, i]
             truth = np.tile(g.values, n)
             scores[f] = (M.equivariance(pred, truth),
                          within_r(pred.reshape(n, b), truth.reshape(n, b)))
