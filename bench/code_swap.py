@@ -55,20 +55,24 @@ def swapped(latent: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def errors(model, images: np.ndarray, values: np.ndarray, latent: int,
-           ) -> dict[str, tuple[float, float, float]]:
-    """version -> (MSE over the grid, over its lower half of values, over its upper half)."""
+           ) -> tuple[dict[str, tuple[float, float, float]], np.ndarray]:
+    """(version -> (MSE over the grid, over its lower half of values, over its upper half),
+    the model's own reconstructions: the "encoder" version's images)."""
     cpu = torch.device("cpu")
     mu = encode(model, images, cpu)  # (n, B, D)
     truth = images.astype(np.float32) / 255
     mid = (values.min() + values.max()) / 2
-    out = {}
+    recs = {}
     for name, lat in swapped(mu[..., latent], values).items():
         z = mu.copy()
         z[..., latent] = lat
-        err = ((decode(model, z, cpu) - truth) ** 2).mean(axis=(2, 3, 4))  # (n, B)
+        recs[name] = decode(model, z, cpu)
+    out = {}
+    for name, rec in recs.items():
+        err = ((rec - truth) ** 2).mean(axis=(2, 3, 4))  # (n, B)
         out[name] = (float(err.mean()), float(err[:, values < mid].mean()),
                      float(err[:, values > mid].mean()))
-    return out
+    return out, recs["encoder"]
 
 
 def main() -> None:
@@ -101,8 +105,7 @@ def main() -> None:
         model, ckpt = checkpoint.load_model(path)
         model.eval()
         latent = checkpoint.assignment_of(ckpt).factors.index(a.factor)
-        errs = errors(model, grid.images, grid.values, latent)
-        rec = decode(model, encode(model, grid.images, torch.device("cpu")), torch.device("cpu"))
+        errs, rec = errors(model, grid.images, grid.values, latent)
         d = detail.score(rec, grid.images.astype(np.float32) / 255)
         lines.append(f"| {path} | step {int(ckpt['step'])} | "
                      + ("n/a" if d is None else f"{d:.3f}") + " | "

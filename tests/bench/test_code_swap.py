@@ -33,10 +33,11 @@ def test_errors_of_the_encoders_own_latent_are_its_reconstruction_error() -> Non
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(2, 6, 1, 36, 36), dtype=np.uint8)
     values = np.linspace(-30, 30, 6)
-    out = errors(model, images, values, latent=1)
+    out, own = errors(model, images, values, latent=1)
     with torch.no_grad():
         x = torch.from_numpy(images.reshape(12, 1, 36, 36)).float() / 255
         rec = model.decode(model.encode(x)[0])
+    torch.testing.assert_close(torch.from_numpy(own.reshape(12, 1, 36, 36)), rec)
     per = ((rec - x) ** 2).mean(dim=(1, 2, 3)).view(2, 6).numpy()
     all_, low, high = out["encoder"]
     assert np.isclose(all_, per.mean(), rtol=1e-5)
