@@ -129,17 +129,20 @@ def main() -> None:
              "| seconds, scoring included |",
              "|---|---|---|---|---|---|"]
 
+    model.eval()
+    # The encoder is frozen: the scored images' codes are the same at every row.
+    grid_mu, seen_mu = encode(model, grid.images, cpu), encode(model, seen, cpu)
+
     def row(step: int, seconds: float) -> None:
-        out = decode(model, encode(model, grid.images, cpu), cpu)
+        out = decode(model, grid_mu, cpu)
         d, fs = detail.score(out, truth), fine_structure(out, truth, detail)
-        ds = detail.score(decode(model, encode(model, seen, cpu), cpu), seen_truth)
+        ds = detail.score(decode(model, seen_mu, cpu), seen_truth)
         lines.append(f"| {step} | {np.mean((out - truth) ** 2):.5f} | "
                      + ("n/a" if d is None else f"{d:.3f}") + " | "
                      + ("n/a" if fs is None else f"{fs[0]:.3f} / {fs[1]:.2f}") + " | "
                      + ("n/a" if ds is None else f"{ds:.3f}") + f" | {seconds:.0f} |")
         print(lines[-1], flush=True)
 
-    model.eval()
     row(0, 0.0)
     t0 = time.time()
     for step in finetune(model, train, a.steps, lr=params.train.lr,
