@@ -21,7 +21,6 @@ import argparse
 import shlex
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,7 +29,6 @@ from bench.half_finetune import new_dcign, run, scores
 from bench.render import machine
 from core.params import load_params
 from core.shards import SplitIndex
-from evaluate.data import decode, encode
 from evaluate.stage import Detail, eval_inputs
 from train.model import DCIGN
 
@@ -84,20 +82,17 @@ def main() -> None:
     if not a.control:
         with_coordconv(model)
     detail = Detail.of(params.evaluate, inp.test_idx.image_size)
-    grid = inp.grids["azimuth"]
-    truth = grid.images.astype(np.float32) / 255
-    cpu = torch.device("cpu")
     lines = ["### a new DC-IGN with " + ("the paper's decoder convs (control)" if a.control
                                          else "a CoordConv decoder") + " (prototype)", "",
              f"Machine: {machine()}", "Command: `python -m bench.coordconv "
              + shlex.join(["--steps", str(a.steps), "--every", str(a.every)]
                           + ["--control"] * a.control) + "`", "",
              "| step | " + " | ".join(f"\\|r\\| {f}" for f in inp.factors)
-             + " | grid MSE | detail (azimuth grid) | training seconds |",
+             + f" | grid MSE | detail ({inp.factors[0]} grid) | training seconds |",
              "|---|" + "---|" * len(inp.factors) + "---|---|---|"]
     for step, sec in run(model, params, a.data, "both", a.steps, params.train.lr, a.every):
-        s = scores(model, inp.grids, inp.factors)
-        d = detail.score(decode(model, encode(model, grid.images, cpu), cpu), truth)
+        s = scores(model, inp.grids, inp.factors, detail)
+        d = s["detail"]
         lines.append(f"| {step} | " + " | ".join(f"{s[f]:.3f}" for f in inp.factors)
                      + f" | {s['mse']:.5f} | " + ("n/a" if d is None else f"{d:.3f}")
                      + f" | {sec:.0f} |")

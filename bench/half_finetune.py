@@ -34,7 +34,7 @@ from core.params import load_params
 from core.shards import scan_splits
 from evaluate import metrics as M
 from evaluate.data import decode, encode
-from evaluate.stage import eval_inputs
+from evaluate.stage import Detail, eval_inputs
 from train import checkpoint
 from train.clamp import LatentAssignment
 from train.data import MinibatchStream
@@ -55,18 +55,25 @@ def trainable(model: DCIGN, half: str) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def scores(model: DCIGN, grids: dict, factors: tuple[str, ...]) -> dict[str, float]:
-    """Each factor's |r| on its test grid, and the grids' reconstruction MSE ("mse")."""
+def scores(model: DCIGN, grids: dict, factors: tuple[str, ...],
+           detail: Detail | None = None) -> dict[str, float | None]:
+    """Each factor's |r| on its test grid, and the grids' reconstruction MSE ("mse"); with
+    `detail`, also the evaluate stage's `detail` of the first factor's grid ("detail")."""
     model.eval()
-    out, errs = {}, []
+    out: dict[str, float | None] = {}
+    errs = []
     dev = torch.device("cpu")
     for i, f in enumerate(factors):
         g = grids[f]
         n, b = g.images.shape[:2]
         x = g.images.reshape(n * b, *g.images.shape[2:])
+        truth = x.astype(np.float32) / 255
         mu = encode(model, x, dev)
+        rec = decode(model, mu, dev)
         out[f] = M.equivariance(mu[:, i], np.tile(g.values, n))
-        errs.append(np.mean((decode(model, mu, dev) - x.astype(np.float32) / 255) ** 2))
+        errs.append(np.mean((rec - truth) ** 2))
+        if detail is not None and i == 0:
+            out["detail"] = detail.score(rec, truth)
     out["mse"] = float(np.mean(errs))
     return out
 
