@@ -60,15 +60,23 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class LightConfig:
-    """Lambertian shading: radiance = albedo * (ambient + diffuse * max(0, n . l))."""
+    """Lambertian shading: radiance = albedo * (ambient + diffuse * max(0, n . l)).
+
+    elevation: the light's elevation in the world, degrees (a scene light: it stays when the
+    camera's elevation changes); None puts it at the camera's elevation (render.views).
+    """
 
     diffuse: float = 0.9
     ambient: float = 0.1
+    elevation: float | None = None
 
     def check(self, key: str) -> None:
         for name in ("diffuse", "ambient"):
             if getattr(self, name) < 0:
                 raise ParamsError(f"{key}.{name}", f"expected >= 0, got {getattr(self, name)}")
+        if self.elevation is not None and not -90 <= self.elevation <= 90:
+            raise ParamsError(f"{key}.elevation",
+                              f"expected degrees in [-90, 90] or null, got {self.elevation}")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ World frame = object frame at azimuth 0: +y up, +z out of the object's front, +x
   object's front towards its own left (towards +x, the camera's right).
 - elevation: the camera orbits upwards on the object's sphere; positive = camera above, looking
   down; 0 = camera on +z.
-- light_azimuth: one directional light at the camera's elevation, rotated about +y from the
-  camera's direction; 0 = light from the camera, positive = light from +x (the camera's right).
+- light_azimuth: one directional light, rotated about +y from the camera's direction; 0 =
+  light from the camera's side, positive = light from +x (the camera's right). Its elevation is
+  fixed in the world (render.light.elevation: a scene light, which a tilt of the camera does not
+  move) or, where that is null, the camera's own.
 """
 
 from __future__ import annotations
@@ -71,11 +73,13 @@ def camera_pose(view: View, distance: float) -> np.ndarray:
     return pose
 
 
-def light_direction(view: View) -> np.ndarray:
-    """Unit vector from the origin towards the light (world frame)."""
-    return rotation_y(view.light_azimuth) @ camera_direction(view.elevation)
+def light_direction(view: View, elevation: float | None = None) -> np.ndarray:
+    """Unit vector from the origin towards the light (world frame), at `elevation` degrees in
+    the world, or at the camera's elevation where that is None."""
+    e = view.elevation if elevation is None else elevation
+    return rotation_y(view.light_azimuth) @ camera_direction(e)
 
 
-def light_direction_in_object(view: View) -> np.ndarray:
+def light_direction_in_object(view: View, elevation: float | None = None) -> np.ndarray:
     """The light direction in the object's own frame (for shading an un-rotated mesh)."""
-    return rotation_y(view.azimuth).T @ light_direction(view)
+    return rotation_y(view.azimuth).T @ light_direction(view, elevation)

@@ -296,7 +296,7 @@ class BlenderBackend(Backend):
             self._upload(mesh)
         self._object.matrix_world = _matrix(object_pose(view))
         self._camera.matrix_world = _matrix(camera_pose(view, self.distance))
-        self._sun.matrix_world = _matrix(_sun_pose(light_direction(view)))
+        self._sun.matrix_world = _matrix(_sun_pose(light_direction(view, self.cfg.light.elevation)))
         bpy.ops.render.render(scene=self._scene.name)
         # Background mode cannot read the Render Result's pixels: save the frame (to memory-backed
         # storage) and read it back through one reused image datablock.

@@ -82,8 +82,9 @@ class PyrenderBackend(Backend):
     def render(self, mesh: TriMesh, view: View) -> np.ndarray:
         pr = self._pyrender
         light = self.cfg.light
-        colors = shade(mesh.colors, self.normals(mesh), light_direction_in_object(view),
-                       diffuse=light.diffuse, ambient=light.ambient, channels=self.cfg.channels)
+        to_light = light_direction_in_object(view, light.elevation)
+        colors = shade(mesh.colors, self.normals(mesh), to_light, diffuse=light.diffuse,
+                       ambient=light.ambient, channels=self.cfg.channels)
         rgba = np.concatenate([colors, np.ones((len(colors), 1), np.float32)], axis=1)
         prim = pr.Primitive(positions=mesh.vertices, indices=mesh.faces, color_0=rgba, mode=4)
         if self._mesh_node is not None:

@@ -92,8 +92,10 @@ def test_lighting_matches_the_gl_formula_on_a_flat_square():
     """albedo * (ambient + diffuse * n.l), display-encoded, as the GL backend does it."""
     cfg = config("render.image_size=32", "render.channels=3")
     albedo = np.array([0.8, 0.5, 0.2])
+    # The square faces the level camera; a scene light at elevation e is cos(e) off it.
+    tilt = np.cos(np.radians(cfg.light.elevation or 0.0))
     with make_backend(cfg) as b:
-        for light_azimuth, n_dot_l in ((0.0, 1.0), (60.0, 0.5), (90.0, 0.0)):
+        for light_azimuth, n_dot_l in ((0.0, tilt), (60.0, 0.5 * tilt), (90.0, 0.0)):
             img = b.render(square(tuple(albedo)), View(0.0, 0.0, light_azimuth))
             radiance = albedo * (cfg.light.ambient + cfg.light.diffuse * n_dot_l)
             expected = np.rint(np.clip(radiance, 0, 1) ** (1 / GAMMA) * 255)

@@ -92,6 +92,8 @@ def fixture_params() -> dict:
     d["render"]["chairs"]["identities"] = {"train": 24, "test": 8}
     d["render"]["chairs"]["batches"] = {"train": {"azimuth": 6, "intrinsic": 6},
                                         "test": {"azimuth": 2, "intrinsic": 2}}
+    # The fixture's light rode with the camera (render.light.elevation null, the default then).
+    d["render"]["light"]["elevation"] = None
     return d
 
 

@@ -117,6 +117,24 @@ def test_light_keeps_and_azimuth_changes_the_silhouette():
         r.close()
 
 
+def test_a_scene_light_relights_a_tilted_view_and_only_that():
+    assert _params().render.light.elevation == 30.0  # params.yaml's: a scene light
+    renders = {}
+    for elevation in (None, 30.0):
+        light = {**tiny_params_dict()["render"]["light"], "elevation": elevation}
+        r = ShardRenderer(_params(image_size=48, light=light), "faces")
+        try:
+            mesh = r.mesh("train", 0)
+            renders[elevation] = [r.backend.render(mesh, View(0, e, 0)).astype(int)
+                                  for e in (30.0, -30.0)]
+        finally:
+            r.close()
+    at_light, below = (np.abs(renders[None][i] - renders[30.0][i]).mean() for i in (0, 1))
+    assert at_light < 0.5  # the camera at the light's elevation: the same light
+    # Seen from 30 degrees below, a light from 30 above leaves what faces down (the chin) darker.
+    assert below > 2.0 and renders[30.0][1].mean() < renders[None][1].mean()
+
+
 def test_rgb_images_have_three_channels(tmp_path):
     r = ShardRenderer(_params(channels=3), "faces")
     try:

@@ -31,6 +31,21 @@ def test_positive_elevation_puts_the_camera_above_looking_at_the_origin():
 def test_light_zero_comes_from_the_camera(elev):
     pose = camera_pose(View(0, elev, 0), 1.0)
     assert np.allclose(light_direction(View(0, elev, 0)), pose[:3, 3])
+    # A scene light at the camera's elevation is the same light.
+    assert np.allclose(light_direction(View(0, elev, 0), elevation=elev), pose[:3, 3])
+
+
+@pytest.mark.parametrize("light_az", [-60.0, 0.0, 35.0])
+def test_a_scene_light_stays_when_the_camera_tilts(light_az):
+    level, low, high = (light_direction(View(15, e, light_az), elevation=30.0)
+                        for e in (0.0, -30.0, 30.0))
+    assert np.allclose(level, low) and np.allclose(level, high)
+    assert np.isclose(level[1], np.sin(np.radians(30.0))) and np.isclose(np.linalg.norm(level), 1)
+    # Turned about the vertical as the camera-borne light is: the same horizontal direction.
+    flat = light_direction(View(15, 0.0, light_az))
+    assert np.allclose(level[[0, 2]] / np.linalg.norm(level[[0, 2]]), flat[[0, 2]])
+    # The camera-borne light moves with the tilt.
+    assert not np.allclose(light_direction(View(15, -30.0, light_az)), low)
 
 
 def test_positive_light_azimuth_lights_from_plus_x():
