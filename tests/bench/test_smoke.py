@@ -245,8 +245,12 @@ def test_each_ablation_configuration_is_expressible_in_params():
     # configuration, (odd factors, faces mix) as each committed result set was trained: a
     # default that changes must be pinned here.
     before_norm = ("none", 0.0005, "constant", 1600)
+    steps_6000 = ("kaiming", 0.1, True, "group", 0.001, "cooldown", 6000)
     want = {
-        "default-6000-xeon": (("kaiming", 0.1, True, "group", 0.001, "cooldown", 6000),
+        "default-6000-scene-light": (steps_6000,
+                                     {"paper-method": ((), paper_mix),
+                                      "flip-odd": (flip_odd, paper_mix)}),
+        "default-6000-xeon": (steps_6000,
                               {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
         "ablation": (("kaiming", 0.1, True, *before_norm),
                      {"paper-method": ((), paper_mix), "flip-odd": (flip_odd, paper_mix)}),
@@ -255,12 +259,17 @@ def test_each_ablation_configuration_is_expressible_in_params():
                                         "paper-encoder": ((), None),
                                         "flip-odd": (flip_odd, None)}),
     }
-    assert set(RESULT_SETS) == set(want)
+    # The light's world elevation each set's data was rendered with (None: the camera's).
+    light = {"default-6000-scene-light": 30.0, "default-6000-xeon": None, "ablation": None,
+             "ablation-previous-defaults": None}
+    assert set(RESULT_SETS) == set(want) == set(light)
     for name, configs in RESULT_SETS.items():
         assert (REPO / "results" / name).is_dir(), name
         got = {}
         for config, (_, sets) in configs.items():
-            t = load_params(REPO / "params.yaml", sets).train
+            p = load_params(REPO / "params.yaml", sets)
+            assert p.render.light.elevation == light[name], (name, config)
+            t = p.train
             assert tuple(t.seeds) == (0, 1, 2), config
             assert (t.init, t.kl_weight, t.center_extrinsic, t.norm, t.lr, t.lr_schedule,
                     t.steps["faces"]) == want[name][0], (name, config)
