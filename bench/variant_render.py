@@ -23,7 +23,10 @@ view is mostly inside the head's outline. Here the light stays at DEG degrees of
 the world (0: the horizon), still turned about the vertical axis by light_azimuth from the
 camera's direction: a scene light, as the paper's light is one of the scene's variables, so a
 tilt of the view moves the shading across the head. Both splits change with it (it is another
-dataset), and the light's azimuth keeps its meaning.
+dataset), and the light's azimuth keeps its meaning. The render stage has it now
+(`render.light.elevation`, default 30) and renders the same images; this option stays to
+remake the shards the 3-seed runs of bench/RESULTS.md "A scene light" were trained on, whose
+fingerprint (from before that param) is the one their checkpoints record.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def scene_light(elevation: float):
     """`render.views.light_direction` with the light at a fixed world `elevation` (degrees)."""
 
     def light_direction(view: views.View) -> np.ndarray:
-        return views.rotation_y(view.light_azimuth) @ views.camera_direction(elevation)
+        return _light_direction(view, elevation)  # the unpatched one, which takes it now
 
     return light_direction
 
